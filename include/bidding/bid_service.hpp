@@ -1,0 +1,57 @@
+#pragma once
+// The bid path between a session and Postgres. Bids of one auction form a lane: at most one
+// transaction per auction is in flight from this process, and the bids that queued up while it
+// ran are decided together, in arrival order, in the next one. Accepted bids are broadcast in
+// seq order before any sender is answered, so a sender sees its new_bid before bid_accepted.
+#include <bidding/db_pool.hpp>
+#include <bidding/fanout.hpp>
+#include <bidding/protocol.hpp>
+#include <bidding/session_registry.hpp>
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <unordered_map>
+
+namespace bidding {
+
+class bid_service {
+public:
+    // Called once per submitted bid, from a database thread, with the serialized reply
+    // (bid_accepted or error) for the sender alone.
+    using reply_fn = std::function<void(shared_text)>;
+
+    bid_service(db_pool& db, session_registry& registry, std::size_t max_batch = 128);
+
+    void submit(auction_id id, bid_request request, reply_fn reply);
+
+    // Blocks until no bid is queued or in flight, or the timeout passes; true when idle.
+    bool wait_idle(std::chrono::milliseconds timeout);
+
+private:
+    struct pending {
+        bid_request request;
+        reply_fn reply;
+    };
+    struct lane {
+        std::deque<pending> queue;
+        bool busy{false};
+    };
+
+    // Takes the next batch of `id`'s lane and runs it on the pool. Called with busy set.
+    void dispatch(auction_id id, std::vector<pending> batch);
+    void decide(postgres_store& store, auction_id id, std::vector<pending>& batch);
+    std::vector<pending> take_batch(lane& l);
+
+    db_pool& db_;
+    session_registry& registry_;
+    std::size_t max_batch_;
+    std::mutex mutex_;
+    std::condition_variable idle_;
+    std::unordered_map<auction_id, lane> lanes_;
+    std::size_t outstanding_{0};
+};
+
+}  // namespace bidding

@@ -1,0 +1,31 @@
+#pragma once
+// Listens for auction closes committed by any process (the CLI, another pod) through Postgres
+// LISTEN/NOTIFY, and closes the local sessions of that auction. Runs on its own thread with its
+// own connection; reconnects with capped backoff, and after each (re)connect re-checks the
+// auctions it serves in case a close was announced while it was away.
+#include <bidding/session_registry.hpp>
+
+#include <atomic>
+#include <string>
+#include <thread>
+
+namespace bidding {
+
+class close_listener {
+public:
+    close_listener(std::string conninfo, session_registry& registry);
+    ~close_listener();
+    void start();
+    void stop();
+
+private:
+    void run();
+    void listen_once();
+
+    std::string conninfo_;
+    session_registry& registry_;
+    std::atomic<bool> stopping_{false};
+    std::thread thread_;
+};
+
+}  // namespace bidding

@@ -1,0 +1,34 @@
+#pragma once
+// Routing decisions for HTTP requests, apart from any socket: unit-tested on their own.
+#include <bidding/auction.hpp>
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace bidding {
+
+// "/ws/bid/42", "/ws/bid/42/", "/ws/bid/42?since=7" -> 42. nullopt for any other path and for an
+// id that is not a positive 64-bit integer ("0", "-1", "abc", "99999999999999999999").
+std::optional<auction_id> match_ws_bid_path(std::string_view target);
+
+struct upgrade_decision {
+    unsigned status{0};  // 0: upgrade; otherwise the HTTP status to answer with
+    auction_id id{0};
+};
+
+// The checks before a WebSocket upgrade: Host and Origin against ALLOWED_HOSTS (403), then
+// the path (404).
+upgrade_decision decide_upgrade(const std::vector<std::string>& allowed_hosts, std::string_view target,
+                                std::string_view host, std::optional<std::string_view> origin);
+
+struct http_reply {
+    unsigned status{200};
+    std::string body;  // JSON
+};
+
+// Plain HTTP requests (no upgrade).
+http_reply route_http(std::string_view method, std::string_view target);
+
+}  // namespace bidding

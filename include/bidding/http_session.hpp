@@ -1,0 +1,34 @@
+#pragma once
+// One HTTP connection before (or instead of) a WebSocket upgrade: reads requests, answers the
+// plain HTTP routes, and hands a valid upgrade over to a websocket_session.
+#include <bidding/server_context.hpp>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+#include <memory>
+#include <optional>
+
+namespace bidding {
+
+class http_session : public std::enable_shared_from_this<http_session> {
+public:
+    http_session(boost::asio::ip::tcp::socket&& socket, std::shared_ptr<server_context> ctx);
+    void run();
+
+private:
+    void do_read();
+    void on_read(boost::beast::error_code ec, std::size_t bytes);
+    void reply(unsigned status, std::string body, bool keep_alive);
+    void on_write(bool keep_alive, boost::beast::error_code ec, std::size_t bytes);
+
+    boost::beast::tcp_stream stream_;
+    boost::beast::flat_buffer buffer_;
+    std::shared_ptr<server_context> ctx_;
+    std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
+};
+
+}  // namespace bidding

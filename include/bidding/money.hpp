@@ -1,0 +1,39 @@
+#pragma once
+// Money is an integer count of cents. Prices are parsed from their decimal text,
+// never through a binary double, and always printed with exactly two decimals.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace bidding {
+
+using cents = std::int64_t;
+
+// numeric(10,2) holds at most 99999999.99.
+inline constexpr cents max_price_cents = 9'999'999'999;
+
+enum class price_error {
+    not_a_number,  // empty, letters, NaN, Infinity, malformed exponent, ...
+    not_positive,  // zero or negative after rounding to cents
+    too_large,     // above 99999999.99 after rounding
+};
+
+struct price_parse_result {
+    std::optional<cents> value;  // set when the text is a valid price
+    price_error error{price_error::not_a_number};  // meaningful only when !value
+};
+
+// Parses decimal text such as "112233.445", "1e2", "+5", " 7.5 " (surrounding ASCII
+// whitespace allowed) and rounds half up to whole cents: "2.675" -> 268.
+// Accepts what a JSON number or a human-typed numeric string looks like; any
+// number of digits and any exponent, without overflow.
+price_parse_result parse_price(std::string_view text);
+
+// 12366 -> "123.66", 5 -> "0.05", -5 -> "-0.05".
+std::string format_cents(cents value);
+
+// Human text for a price_error, used in the protocol's error message.
+std::string_view describe(price_error error);
+
+}  // namespace bidding

@@ -1,0 +1,69 @@
+#pragma once
+// The WebSocket wire contract (docs/protocol.md): parsing client frames into values and
+// serializing server messages. Pure: no sockets, no database.
+#include <bidding/auction.hpp>
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace bidding {
+
+enum class error_code {
+    invalid_json,
+    invalid_message,
+    invalid_name,
+    invalid_price,
+    price_too_low,
+    bid_closed,
+    unsupported,
+    unavailable,
+};
+
+std::string_view to_string(error_code code);
+
+inline constexpr std::size_t max_name_chars = 255;
+inline constexpr std::size_t max_ref_chars = 64;
+
+struct pong_message {};
+
+struct bid_request {
+    std::string name;  // trimmed, validated
+    cents price{0};    // rounded half up, 0 < price <= max_price_cents
+    std::optional<std::string> ref;
+};
+
+// A client frame that cannot become a bid: answered with an error, connection stays open.
+struct message_error {
+    error_code code{error_code::invalid_message};
+    std::string message;
+    std::optional<std::string> ref;  // echoed when the frame carried a valid one
+};
+
+using client_message = std::variant<pong_message, bid_request, message_error>;
+
+// Parses one text frame. Numbers are read from their JSON text, never through a double.
+// Accepted: bare text "pong"; {"type":"pong"}; {"name":..., "price"|"Price":..., "type":"bid"?, "ref"?}.
+client_message parse_client_message(std::string_view text);
+
+// Trims ASCII whitespace and checks a bidder or item name: valid UTF-8, 1..255 code points, no
+// control characters. nullopt (and *error set, when given) when it is not acceptable.
+std::optional<std::string> normalize_name(std::string_view raw, std::string* error = nullptr);
+
+// Server messages, serialized once and shared by every recipient.
+std::string serialize_initial_state(const auction& a, const std::vector<history_entry>& newest_first);
+std::string serialize_new_bid(auction_id id, const history_entry& entry);
+std::string serialize_bid_accepted(const history_entry& entry, const std::optional<std::string>& ref);
+std::string serialize_error(error_code code, std::string_view message, const std::optional<std::string>& ref,
+                            std::optional<cents> current_price = std::nullopt);
+std::string serialize_ping();
+std::string serialize_bid_closed(auction_id id, cents final_price, const std::optional<std::string>& winner);
+std::string serialize_server_shutdown();
+
+// "Bid must be higher than 123.66"
+std::string price_too_low_message(cents current_price);
+
+}  // namespace bidding

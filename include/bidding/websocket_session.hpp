@@ -1,0 +1,89 @@
+#pragma once
+// One WebSocket client following one auction. Everything it does runs on its own strand;
+// the public methods may be called from any thread and post onto that strand.
+#include <bidding/fanout.hpp>
+#include <bidding/postgres_store.hpp>
+#include <bidding/server_context.hpp>
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/websocket/stream.hpp>
+
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <vector>
+
+namespace bidding {
+
+class websocket_session : public std::enable_shared_from_this<websocket_session> {
+public:
+    // A client that falls this many messages behind is cut off rather than buffered without bound.
+    static constexpr std::size_t max_queued_messages = 4096;
+    // Bids of one client awaiting their reply; beyond it reading pauses (back-pressure).
+    static constexpr int max_bids_in_flight = 32;
+
+    websocket_session(boost::asio::ip::tcp::socket&& socket, std::shared_ptr<server_context> ctx, auction_id id);
+    ~websocket_session();
+
+    // Completes the upgrade of `req` (already validated: host, origin, path).
+    void run(boost::beast::http::request<boost::beast::http::string_body> req);
+
+    void deliver(fanout_batch batch);
+    void close_auction(shared_text bid_closed_message);
+    void shutdown(shared_text shutdown_message);
+
+private:
+    enum class phase { handshake, loading, live, closing, closed };
+
+    struct snapshot_result {
+        std::optional<auction_snapshot> snapshot;
+        bool unavailable{false};
+    };
+
+    void on_accept(boost::beast::error_code ec);
+    void on_snapshot(snapshot_result result);
+    void do_read();
+    void on_read(boost::beast::error_code ec, std::size_t bytes);
+    void handle_text(std::string_view text);
+    void on_bid_reply(shared_text reply);
+    void on_deliver(const fanout_batch& batch);
+
+    void send(shared_text message);
+    void do_write();
+    void on_write(boost::beast::error_code ec, std::size_t bytes);
+    void close(boost::beast::websocket::close_reason reason);
+    void do_close();
+    void abort(const char* why);
+    void finish();
+
+    void touch();
+    void arm_ping();
+    void arm_idle();
+
+    boost::beast::websocket::stream<boost::beast::tcp_stream> ws_;
+    boost::beast::flat_buffer buffer_;
+    std::shared_ptr<server_context> ctx_;
+    const auction_id auction_;
+    std::string peer_;
+    boost::asio::steady_timer ping_timer_;
+    boost::asio::steady_timer idle_timer_;
+
+    phase phase_{phase::handshake};
+    bool joined_{false};
+    bool reading_{false};
+    bool read_paused_{false};
+    bool writing_{false};
+    int bids_in_flight_{0};
+    seq_t last_seq_{0};
+    std::vector<fanout_message> early_;  // new_bid received while initial_state is being loaded
+    std::deque<shared_text> queue_;
+    std::optional<boost::beast::websocket::close_reason> close_reason_;
+    std::chrono::steady_clock::time_point last_activity_;
+};
+
+}  // namespace bidding

@@ -1,0 +1,214 @@
+#include <bidding/cli.hpp>
+#include <bidding/config.hpp>
+#include <bidding/dotenv.hpp>
+#include <bidding/logging.hpp>
+#include <bidding/migrations.hpp>
+#include <bidding/postgres_store.hpp>
+#include <bidding/protocol.hpp>
+#include <bidding/server.hpp>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <vector>
+
+namespace bidding {
+
+namespace {
+
+constexpr const char* usage_text = R"(Usage: bidding-server [COMMAND]
+
+A real-time auction server: WebSocket clients follow an auction's price live and bid.
+
+Commands:
+  serve                                   run the server (the default)
+  migrate                                 create or upgrade the database tables
+  seed                                    insert the three demo auctions (idempotent)
+  bid create --name NAME [--initial-price P]
+                                          create an auction; prints it as one JSON line
+  bid close ID                            close an auction; its clients get bid_closed
+  bid list                                list the auctions
+  --help                                  show this text
+  --version                               show APP_NAME and APP_VERSION
+
+Configuration comes from the environment and from a .env file in the working directory
+(real environment variables win). See README.md for the variables.
+
+Exit codes: 0 success, 1 failure (e.g. database unreachable), 2 bad usage or configuration.
+)";
+
+struct usage_error : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+env_map effective_environment() {
+    env_map dotenv;
+    std::ifstream in(".env");
+    if (in) {
+        std::stringstream ss;
+        ss << in.rdbuf();
+        dotenv = parse_dotenv(ss.str());
+    }
+    return merge_env(dotenv, process_environment());
+}
+
+std::string value_or(const env_map& env, std::string_view key, std::string fallback) {
+    const auto it = env.find(key);
+    return it == env.end() || it->second.empty() ? fallback : it->second;
+}
+
+auction_id parse_id(std::string_view text) {
+    auction_id id = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
+    if (ec != std::errc{} || end != text.data() + text.size() || id <= 0) {
+        throw usage_error(fmt::format("ID must be a positive integer (got \"{}\")", text));
+    }
+    return id;
+}
+
+nlohmann::ordered_json auction_json(const auction& a) {
+    return {{"id", a.id},
+            {"name", a.name},
+            {"status", std::string(to_string(a.status))},
+            {"initial_price", format_cents(a.initial_price)},
+            {"current_price", format_cents(a.current_price)},
+            {"last_seq", a.last_seq}};
+}
+
+int cmd_migrate(const config& cfg) {
+    const auto report = run_migrations(cfg.database_conninfo);
+    if (report.applied == 0) {
+        std::cout << "database is up to date (schema version " << report.version << ")\n";
+    } else {
+        std::cout << "applied " << report.applied << " migration(s); schema version " << report.version << "\n";
+    }
+    return 0;
+}
+
+int cmd_seed(const config& cfg) {
+    postgres_store store(cfg.database_conninfo);
+    store.seed();
+    std::cout << "seeded: 1 Vintage Camera, 2 Antique Vase, 3 Rare Book (closed)\n";
+    return 0;
+}
+
+int cmd_bid(const config& cfg, const std::vector<std::string_view>& args) {
+    if (args.empty()) {
+        throw usage_error("bid needs a subcommand: create, close or list");
+    }
+    postgres_store store(cfg.database_conninfo);
+    const auto sub = args[0];
+    if (sub == "create") {
+        std::optional<std::string> name;
+        cents initial = 10'000;
+        for (std::size_t i = 1; i < args.size(); ++i) {
+            const auto arg = args[i];
+            const bool has_value = i + 1 < args.size();
+            if (arg == "--name" && has_value) {
+                std::string error;
+                name = normalize_name(args[++i], &error);
+                if (!name) {
+                    throw usage_error("--name: " + error);
+                }
+            } else if (arg == "--initial-price" && has_value) {
+                const auto p = parse_price(args[++i]);
+                if (!p.value) {
+                    throw usage_error("--initial-price: " + std::string(describe(p.error)));
+                }
+                initial = *p.value;
+            } else {
+                throw usage_error(fmt::format("unexpected argument \"{}\" for bid create", arg));
+            }
+        }
+        if (!name) {
+            throw usage_error("bid create needs --name NAME");
+        }
+        const auto a = store.create_auction(*name, initial);
+        std::cout << auction_json(a).dump() << "\n";
+        return 0;
+    }
+    if (sub == "close") {
+        if (args.size() != 2) {
+            throw usage_error("usage: bid close ID");
+        }
+        const auto id = parse_id(args[1]);
+        const auto r = store.close_auction(id);
+        if (!r.found) {
+            std::cerr << "auction " << id << " not found\n";
+            return 1;
+        }
+        std::cout << (r.was_open ? "closed" : "already closed") << " auction " << id << ": final price "
+                  << format_cents(r.final_price) << ", winner " << r.winner.value_or("(none)") << "\n";
+        return 0;
+    }
+    if (sub == "list") {
+        if (args.size() != 1) {
+            throw usage_error("usage: bid list");
+        }
+        std::cout << fmt::format("{:>6}  {:<8}  {:>14}  {:>14}  {:>8}  {}\n", "ID", "STATUS", "INITIAL", "CURRENT",
+                                 "LAST_SEQ", "NAME");
+        for (const auto& a : store.list_auctions()) {
+            std::cout << fmt::format("{:>6}  {:<8}  {:>14}  {:>14}  {:>8}  {}\n", a.id, to_string(a.status),
+                                     format_cents(a.initial_price), format_cents(a.current_price), a.last_seq, a.name);
+        }
+        return 0;
+    }
+    throw usage_error(fmt::format("unknown bid subcommand \"{}\"", sub));
+}
+
+}  // namespace
+
+int run_cli(int argc, char** argv) {
+    std::vector<std::string_view> args(argv + 1, argv + argc);
+    const auto command = args.empty() ? std::string_view("serve") : args[0];
+    if (command == "--help" || command == "-h" || command == "help") {
+        std::cout << usage_text;
+        return 0;
+    }
+    try {
+        const auto env = effective_environment();
+        if (command == "--version") {
+            std::cout << value_or(env, "APP_NAME", "bidding-server") << " " << value_or(env, "APP_VERSION", BIDDING_VERSION)
+                      << "\n";
+            return 0;
+        }
+        const auto cfg = load_config(env);
+        setup_logging(cfg.log_level);
+        const std::vector<std::string_view> rest(args.empty() ? args.end() : args.begin() + 1, args.end());
+        if (command == "serve") {
+            if (!rest.empty()) {
+                throw usage_error("serve takes no arguments");
+            }
+            return run_server(cfg);
+        }
+        if (command == "migrate" && rest.empty()) {
+            return cmd_migrate(cfg);
+        }
+        if (command == "seed" && rest.empty()) {
+            return cmd_seed(cfg);
+        }
+        if (command == "bid") {
+            return cmd_bid(cfg, rest);
+        }
+        throw usage_error(fmt::format("unknown command \"{}\" (see --help)", command));
+    } catch (const config_error& e) {
+        std::cerr << "configuration error: " << e.what() << "\n";
+        return 2;
+    } catch (const usage_error& e) {
+        std::cerr << "usage error: " << e.what() << "\n";
+        return 2;
+    } catch (const store_unavailable& e) {
+        std::cerr << "database unavailable: " << e.what() << "\n";
+        return 1;
+    } catch (const std::exception& e) {
+        std::cerr << "error: " << e.what() << "\n";
+        return 1;
+    }
+}
+
+}  // namespace bidding

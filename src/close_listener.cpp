@@ -1,0 +1,104 @@
+#include <bidding/close_listener.hpp>
+#include <bidding/postgres_store.hpp>
+#include <bidding/protocol.hpp>
+
+#include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+
+namespace bidding {
+
+namespace {
+
+class closed_receiver : public pqxx::notification_receiver {
+public:
+    closed_receiver(pqxx::connection_base& c, session_registry& registry)
+        : pqxx::notification_receiver(c, auction_closed_channel), registry_(registry) {}
+
+    void operator()(const std::string& payload, int) override {
+        // The payload is the bid_closed message itself, built once by the closing process.
+        try {
+            const auto id = nlohmann::json::parse(payload).at("bid_id").get<auction_id>();
+            spdlog::info("auction {} closed", id);
+            registry_.close_auction(id, make_shared_text(payload));
+        } catch (const std::exception& e) {
+            spdlog::warn("ignoring malformed close notification: {}", e.what());
+        }
+    }
+
+private:
+    session_registry& registry_;
+};
+
+}  // namespace
+
+close_listener::close_listener(std::string conninfo, session_registry& registry)
+    : conninfo_(std::move(conninfo)), registry_(registry) {}
+
+close_listener::~close_listener() { stop(); }
+
+void close_listener::start() {
+    thread_ = std::thread([this] { run(); });
+}
+
+void close_listener::stop() {
+    stopping_ = true;
+    if (thread_.joinable()) {
+        thread_.join();
+    }
+}
+
+void close_listener::run() {
+    auto backoff = std::chrono::milliseconds(100);
+    while (!stopping_) {
+        try {
+            listen_once();
+            backoff = std::chrono::milliseconds(100);
+        } catch (const std::exception& e) {
+            spdlog::warn("close listener lost Postgres ({}); retrying in {} ms", e.what(), backoff.count());
+            const auto until = std::chrono::steady_clock::now() + backoff;
+            while (!stopping_ && std::chrono::steady_clock::now() < until) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(50));
+            }
+            backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+        }
+    }
+}
+
+void close_listener::listen_once() {
+    pqxx::connection conn(conninfo_);
+    closed_receiver receiver(conn, registry_);
+    conn.get_notifs();  // issues LISTEN
+    // A close committed while we were not listening: find it by reading the status back.
+    const auto ids = registry_.auctions();
+    if (!ids.empty()) {
+        pqxx::read_transaction tx(conn);
+        for (const auto id : ids) {
+            const auto r = tx.exec_params(
+                "SELECT b.status, (COALESCE(h.price, b.initial_price) * 100)::bigint, h.bidder_name FROM bids_bid b "
+                "LEFT JOIN LATERAL (SELECT price, bidder_name FROM bids_bidhistory WHERE bid_id = b.id "
+                "ORDER BY id DESC LIMIT 1) h ON true WHERE b.id = $1",
+                id);
+            if (!r.empty() && r[0][0].as<std::string>() != "open") {
+                std::optional<std::string> winner;
+                if (!r[0][2].is_null()) {
+                    winner = r[0][2].as<std::string>();
+                }
+                registry_.close_auction(id, make_shared_text(serialize_bid_closed(id, r[0][1].as<cents>(), winner)));
+            }
+        }
+        tx.commit();
+    }
+    while (!stopping_) {
+        // Short waits keep stop() prompt; a notification wakes the wait at once.
+        conn.await_notification(0, 200'000);
+        if (!conn.is_open()) {
+            throw std::runtime_error("connection closed");
+        }
+    }
+}
+
+}  // namespace bidding

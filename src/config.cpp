@@ -1,0 +1,397 @@
+#include <bidding/config.hpp>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+namespace bidding {
+
+namespace {
+
+char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+std::string to_lower(std::string_view s) {
+    std::string out(s);
+    for (char& c : out) c = lower(c);
+    return out;
+}
+
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
+    while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
+    return s;
+}
+
+// The offending value for an error message: quoted, capped and printable so that the
+// message stays on one line. Only for variables that hold no secret.
+std::string quoted(std::string_view value) {
+    constexpr std::size_t cap = 64;
+    std::string out = "\"";
+    std::size_t n = 0;
+    for (char c : value) {
+        if (n++ == cap) {
+            out += "...";
+            break;
+        }
+        const auto u = static_cast<unsigned char>(c);
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += c;
+        } else if (u < 0x20 || u == 0x7f) {
+            constexpr char hex[] = "0123456789abcdef";
+            out += "\\x";
+            out += hex[u >> 4];
+            out += hex[u & 0xf];
+        } else {
+            out += c;
+        }
+    }
+    out += '"';
+    return out;
+}
+
+[[noreturn]] void fail(const std::string& variable, const std::string& accepted, std::string_view got) {
+    throw config_error(variable, variable + " must be " + accepted + " (got " + quoted(got) + ")");
+}
+
+// A set, non-empty variable.
+std::optional<std::string_view> lookup(const env_map& env, std::string_view key) {
+    const auto it = env.find(key);
+    if (it == env.end() || it->second.empty()) return std::nullopt;
+    return std::string_view(it->second);
+}
+
+// Digits only: no sign, no spaces, no trailing junk.
+std::optional<std::uint64_t> parse_unsigned(std::string_view text) {
+    if (text.empty() || !std::all_of(text.begin(), text.end(), is_digit)) return std::nullopt;
+    std::uint64_t value = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc{} || end != text.data() + text.size()) return std::nullopt;
+    return value;
+}
+
+std::uint64_t integer_var(const env_map& env, const std::string& key, std::uint64_t fallback, std::uint64_t min,
+                          std::uint64_t max) {
+    const auto text = lookup(env, key);
+    if (!text) return fallback;
+    const auto value = parse_unsigned(*text);
+    if (!value || *value < min || *value > max) {
+        fail(key, "an integer from " + std::to_string(min) + " to " + std::to_string(max), *text);
+    }
+    return *value;
+}
+
+std::uint16_t port_var(const env_map& env, const std::string& key, std::uint16_t fallback) {
+    return static_cast<std::uint16_t>(integer_var(env, key, fallback, 1, 65535));
+}
+
+// Seconds as a plain decimal ("30", "0.05"), converted to whole milliseconds rounded half
+// up, at least 1 ms. The cap keeps later time-point arithmetic far from overflow.
+std::chrono::milliseconds seconds_var(const env_map& env, const std::string& key, std::chrono::milliseconds fallback) {
+    constexpr std::int64_t max_seconds = 1'000'000;
+    const auto text = lookup(env, key);
+    if (!text) return fallback;
+    const auto bad = [&]() {
+        fail(key, "a number of seconds greater than 0 and at most " + std::to_string(max_seconds) + ", e.g. 30 or 0.5",
+             *text);
+    };
+    const std::string_view s = *text;
+    const std::size_t dot = s.find('.');
+    const std::string_view whole = s.substr(0, dot);
+    const std::string_view frac = dot == std::string_view::npos ? std::string_view{} : s.substr(dot + 1);
+    if (whole.empty() && frac.empty()) bad();
+    if (!std::all_of(whole.begin(), whole.end(), is_digit) || !std::all_of(frac.begin(), frac.end(), is_digit)) bad();
+
+    std::string_view whole_digits = whole;
+    while (!whole_digits.empty() && whole_digits.front() == '0') whole_digits.remove_prefix(1);
+    if (whole_digits.size() > 7) bad();  // > 9999999 s, beyond the cap anyway
+    std::int64_t ms = 0;
+    for (char c : whole_digits) ms = ms * 10 + (c - '0');
+    ms *= 1000;
+    for (std::size_t i = 0; i < 3; ++i) ms += (i < frac.size() ? frac[i] - '0' : 0) * (i == 0 ? 100 : i == 1 ? 10 : 1);
+    if (frac.size() > 3 && frac[3] >= '5') ++ms;
+
+    const bool positive = ms > 0 || std::any_of(frac.begin(), frac.end(), [](char c) { return c != '0'; });
+    if (!positive || ms > max_seconds * 1000) bad();
+    return std::chrono::milliseconds{std::max<std::int64_t>(ms, 1)};
+}
+
+std::optional<bool> parse_bool(std::string_view text) {
+    const std::string v = to_lower(text);
+    if (v == "true" || v == "1" || v == "yes" || v == "on") return true;
+    if (v == "false" || v == "0" || v == "no" || v == "off") return false;
+    return std::nullopt;
+}
+
+// libpq conninfo value: always single-quoted, with ' and \ escaped.
+std::string conninfo_value(std::string_view value) {
+    std::string out = "'";
+    for (char c : value) {
+        if (c == '\'' || c == '\\') out += '\\';
+        out += c;
+    }
+    out += '\'';
+    return out;
+}
+
+struct database_settings {
+    std::string conninfo;
+    std::string display;
+};
+
+const std::string database_url_form = "a URL starting with postgres:// or postgresql://";
+
+database_settings database_from_url(std::string_view url) {
+    const std::string scheme_lower = to_lower(url.substr(0, std::min<std::size_t>(url.size(), 13)));
+    if (!scheme_lower.starts_with("postgres://") && !scheme_lower.starts_with("postgresql://")) {
+        // No value in the message: the URL may carry a password.
+        throw config_error("DATABASE_URL", "DATABASE_URL must be " + database_url_form);
+    }
+    std::string conninfo(url);
+    const std::size_t query = conninfo.find('?');
+    bool has_timeout = false;
+    if (query != std::string::npos) {
+        std::string_view q = std::string_view(conninfo).substr(query + 1);
+        while (!q.empty()) {
+            const std::size_t amp = q.find('&');
+            if (q.substr(0, amp).starts_with("connect_timeout=")) has_timeout = true;
+            if (amp == std::string_view::npos) break;
+            q.remove_prefix(amp + 1);
+        }
+    }
+    if (!has_timeout) conninfo += (query == std::string::npos ? "?" : "&") + std::string("connect_timeout=2");
+
+    // Display: the userinfo password and any password= query parameter become "***".
+    std::string display = conninfo;
+    const std::size_t authority_begin = display.find("://") + 3;
+    const std::size_t authority_end = std::min(display.find_first_of("/?#", authority_begin), display.size());
+    const std::size_t at = display.rfind('@', authority_end - 1);
+    if (at != std::string::npos && at >= authority_begin) {
+        const std::size_t colon = display.find(':', authority_begin);
+        if (colon != std::string::npos && colon < at) display.replace(colon + 1, at - colon - 1, "***");
+    }
+    if (const std::size_t q = display.find('?'); q != std::string::npos) {
+        std::size_t p = q + 1;
+        while (p < display.size()) {
+            std::size_t amp = display.find('&', p);
+            if (amp == std::string::npos) amp = display.size();
+            if (std::string_view(display).substr(p, amp - p).starts_with("password=")) {
+                const std::size_t value_begin = p + 9;
+                display.replace(value_begin, amp - value_begin, "***");
+                amp = value_begin + 3;
+            }
+            p = amp + 1;
+        }
+    }
+    return {std::move(conninfo), std::move(display)};
+}
+
+database_settings database_from_parts(const env_map& env) {
+    const std::string host(lookup(env, "POSTGRES_HOST").value_or("localhost"));
+    const std::uint16_t port = port_var(env, "POSTGRES_PORT", 5432);
+    const std::string user(lookup(env, "POSTGRES_USER").value_or(""));
+    // POSTGRESS_PASSWORD is a misspelling found in existing deployments' .env files.
+    const std::string password(
+        lookup(env, "POSTGRES_PASSWORD").value_or(lookup(env, "POSTGRESS_PASSWORD").value_or("")));
+    const std::string dbname(lookup(env, "POSTGRES_DB").value_or(""));
+
+    database_settings out;
+    const auto add = [](std::string& s, std::string_view key, std::string_view value) {
+        if (value.empty()) return;
+        if (!s.empty()) s += ' ';
+        s += key;
+        s += '=';
+        s += conninfo_value(value);
+    };
+    for (std::string* s : {&out.conninfo, &out.display}) {
+        add(*s, "host", host);
+        add(*s, "port", std::to_string(port));
+        add(*s, "user", user);
+        if (s == &out.conninfo) add(*s, "password", password);
+        add(*s, "dbname", dbname);
+        *s += " connect_timeout=2";
+    }
+    return out;
+}
+
+std::vector<std::string> allowed_hosts_var(const env_map& env) {
+    const auto it = env.find("ALLOWED_HOSTS");
+    if (it == env.end()) return config{}.allowed_hosts;
+    std::vector<std::string> hosts;
+    std::string_view rest = it->second;
+    while (true) {
+        const std::size_t comma = rest.find(',');
+        const std::string_view entry = trim(rest.substr(0, comma));
+        if (!entry.empty()) hosts.push_back(to_lower(entry));
+        if (comma == std::string_view::npos) break;
+        rest.remove_prefix(comma + 1);
+    }
+    if (hosts.empty()) {
+        // An empty list would refuse every connection: surely a mistake.
+        fail("ALLOWED_HOSTS", "a comma-separated list of host patterns, e.g. example.com,.example.com or *",
+             it->second);
+    }
+    return hosts;
+}
+
+int hex_value(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+}  // namespace
+
+std::string_view to_string(environment env) {
+    switch (env) {
+        case environment::development: return "development";
+        case environment::test: return "test";
+        case environment::production: return "production";
+    }
+    return "development";
+}
+
+redis_endpoint parse_redis_url(std::string_view url) {
+    const auto bad = []() -> redis_endpoint {
+        // Never the value: it may hold a password.
+        throw config_error("REDIS_URL", "REDIS_URL must look like redis://[:password@]host:port[/db]");
+    };
+    constexpr std::string_view scheme = "redis://";
+    if (url.size() < scheme.size() || to_lower(url.substr(0, scheme.size())) != scheme) return bad();
+    std::string_view rest = url.substr(scheme.size());
+
+    const std::size_t slash = rest.find('/');
+    std::string_view authority = rest.substr(0, slash);
+    const std::string_view path = slash == std::string_view::npos ? std::string_view{} : rest.substr(slash + 1);
+
+    redis_endpoint out;
+    if (const std::size_t at = authority.rfind('@'); at != std::string_view::npos) {
+        const std::string_view userinfo = authority.substr(0, at);
+        authority.remove_prefix(at + 1);
+        const std::size_t colon = userinfo.find(':');
+        if (colon == std::string_view::npos) return bad();  // a user without a password
+        const std::string_view encoded = userinfo.substr(colon + 1);  // the user name is not used
+        for (std::size_t i = 0; i < encoded.size(); ++i) {
+            if (encoded[i] != '%') {
+                out.password += encoded[i];
+                continue;
+            }
+            if (i + 2 >= encoded.size()) return bad();  // "%" needs two hex digits
+            const int hi = hex_value(encoded[i + 1]);
+            const int lo = hex_value(encoded[i + 2]);
+            if (hi < 0 || lo < 0) return bad();
+            out.password += static_cast<char>(hi * 16 + lo);
+            i += 2;
+        }
+    }
+
+    std::string_view host;
+    std::string_view port_text;
+    if (!authority.empty() && authority.front() == '[') {
+        const std::size_t close = authority.find(']');
+        if (close == std::string_view::npos || close < 2) return bad();
+        host = authority.substr(1, close - 1);  // without brackets: ready for a resolver
+        const std::string_view after = authority.substr(close + 1);
+        if (!after.empty()) {
+            if (after.front() != ':') return bad();
+            port_text = after.substr(1);
+            if (port_text.empty()) return bad();
+        }
+        if (!std::all_of(host.begin(), host.end(), [](char c) { return hex_value(c) >= 0 || c == ':' || c == '.'; }))
+            return bad();
+    } else {
+        const std::size_t colon = authority.find(':');
+        host = authority.substr(0, colon);
+        if (colon != std::string_view::npos) {
+            port_text = authority.substr(colon + 1);
+            if (port_text.empty()) return bad();
+        }
+        const auto host_char = [](char c) {
+            return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '.' || c == '-' || c == '_';
+        };
+        if (!std::all_of(host.begin(), host.end(), host_char)) return bad();
+    }
+    if (host.empty()) return bad();
+    out.host = std::string(host);
+
+    if (!port_text.empty()) {
+        const auto port = parse_unsigned(port_text);
+        if (!port || *port < 1 || *port > 65535) return bad();
+        out.port = static_cast<std::uint16_t>(*port);
+    }
+    if (!path.empty()) {
+        const auto db = parse_unsigned(path);
+        if (!db || *db > 2147483647u) return bad();
+        out.db = static_cast<int>(*db);
+    }
+    return out;
+}
+
+config load_config(const env_map& env) {
+    config c;
+
+    if (const auto v = lookup(env, "ENV")) {
+        const std::string value = to_lower(*v);
+        if (value == "development") c.env = environment::development;
+        else if (value == "test") c.env = environment::test;
+        else if (value == "production") c.env = environment::production;
+        else fail("ENV", "one of development, test, production", *v);
+    }
+    const bool production = c.env == environment::production;
+
+    if (const auto v = lookup(env, "APP_NAME")) c.app_name = std::string(*v);
+    if (const auto v = lookup(env, "APP_VERSION")) c.app_version = std::string(*v);
+    c.port = port_var(env, "APP_PORT", c.port);
+
+    if (const auto v = lookup(env, "SECRET_KEY")) c.secret_key = std::string(*v);
+    if (production && c.secret_key.size() < 32) {
+        throw config_error("SECRET_KEY", "SECRET_KEY must be set to at least 32 characters when ENV=production");
+    }
+
+    c.allowed_hosts = allowed_hosts_var(env);
+
+    if (const auto v = lookup(env, "LOG_LEVEL")) {
+        std::string level = to_lower(*v);
+        if (level == "warn") level = "warning";
+        constexpr std::string_view levels[] = {"trace", "debug", "info", "warning", "error", "critical"};
+        if (std::find(std::begin(levels), std::end(levels), level) == std::end(levels)) {
+            fail("LOG_LEVEL", "one of trace, debug, info, warning, error, critical", *v);
+        }
+        c.log_level = level;
+    }
+
+    if (const auto v = lookup(env, "DEBUG")) {
+        const auto value = parse_bool(*v);
+        if (!value) fail("DEBUG", "true or false (or 1/0, yes/no, on/off)", *v);
+        c.debug = *value;
+    }
+    if (production && c.debug) throw config_error("DEBUG", "DEBUG must be false when ENV=production");
+
+    if (const auto v = lookup(env, "REDIS_URL")) c.redis = parse_redis_url(*v);
+
+    const database_settings db =
+        lookup(env, "DATABASE_URL") ? database_from_url(*lookup(env, "DATABASE_URL")) : database_from_parts(env);
+    c.database_conninfo = db.conninfo;
+    c.database_display = db.display;
+
+    c.heartbeat_interval = seconds_var(env, "HEARTBEAT_INTERVAL", c.heartbeat_interval);
+    c.idle_timeout = seconds_var(env, "IDLE_TIMEOUT", c.idle_timeout);
+    c.drain_timeout = seconds_var(env, "DRAIN_TIMEOUT", c.drain_timeout);
+
+    c.history_limit = integer_var(env, "HISTORY_LIMIT", c.history_limit, 1, 10'000);
+    c.max_message_bytes = integer_var(env, "MAX_MESSAGE_BYTES", c.max_message_bytes, 64, 1'048'576);
+    c.db_pool_size = integer_var(env, "DB_POOL_SIZE", c.db_pool_size, 1, 64);
+    c.threads = integer_var(env, "THREADS", c.threads, 0, 256);
+    return c;
+}
+
+}  // namespace bidding

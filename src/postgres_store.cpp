@@ -1,0 +1,274 @@
+#include <bidding/postgres_store.hpp>
+
+#include <pqxx/pqxx>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
+namespace bidding {
+
+namespace {
+
+// Timestamps cross the wire as ISO 8601 UTC with milliseconds.
+#define BIDDING_ISO(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+
+auction_status parse_status(const std::string& text) {
+    // Anything but 'open' takes no bids: an unknown status must never accept money.
+    return text == "open" ? auction_status::open : auction_status::closed;
+}
+
+history_entry history_from(const pqxx::row& r) {
+    // columns: id, bidder_name, price_cents, added_at
+    return history_entry{r[0].as<seq_t>(), r[1].as<std::string>(), r[2].as<cents>(), r[3].as<std::string>()};
+}
+
+const std::string select_auction_sql =
+    "SELECT id, name, status, (initial_price * 100)::bigint, " BIDDING_ISO("created_at") " FROM bids_bid WHERE id = $1";
+const std::string select_history_sql =
+    "SELECT id, bidder_name, (price * 100)::bigint, " BIDDING_ISO("added_at")
+    " FROM bids_bidhistory WHERE bid_id = $1 ORDER BY id DESC LIMIT $2";
+const std::string insert_history_sql =
+    "INSERT INTO bids_bidhistory (bid_id, bidder_name, price, added_at, name) VALUES ($1, $2, $3::numeric, now(), '') "
+    "RETURNING id, bidder_name, (price * 100)::bigint, " BIDDING_ISO("added_at");
+const std::string find_history_sql =
+    "SELECT id, bidder_name, (price * 100)::bigint, " BIDDING_ISO("added_at")
+    " FROM bids_bidhistory WHERE bid_id = $1 AND price = $2::numeric AND bidder_name = $3 ORDER BY id DESC LIMIT 1";
+
+auction auction_from(const pqxx::row& r, const std::vector<history_entry>& newest_first) {
+    auction a;
+    a.id = r[0].as<auction_id>();
+    a.name = r[1].as<std::string>();
+    a.status = parse_status(r[2].as<std::string>());
+    a.initial_price = r[3].as<cents>();
+    a.created_at = r[4].as<std::string>();
+    a.current_price = a.initial_price;
+    if (!newest_first.empty()) {
+        a.current_price = newest_first.front().price;
+        a.last_seq = newest_first.front().seq;
+        a.leader = newest_first.front().bidder;
+    }
+    return a;
+}
+
+}  // namespace
+
+postgres_store::postgres_store(std::string conninfo) : conninfo_(std::move(conninfo)) {}
+
+postgres_store::~postgres_store() = default;
+
+void postgres_store::drop_connection() noexcept { conn_.reset(); }
+
+pqxx::connection_base& postgres_store::conn() {
+    if (conn_ && !conn_->is_open()) {
+        conn_.reset();
+    }
+    if (!conn_) {
+        try {
+            conn_ = std::make_unique<pqxx::connection>(conninfo_);
+        } catch (const std::exception& e) {
+            // libpq's message names host and port, never the password.
+            throw store_unavailable(std::string("cannot connect to Postgres: ") + e.what());
+        }
+    }
+    return *conn_;
+}
+
+void postgres_store::connect() { (void)conn(); }
+
+// Any libpqxx failure leaves the connection in an unknown state: drop it (the next call
+// reconnects) and report the database as unavailable. Nothing was committed in that case.
+template <class F>
+auto postgres_store::with_connection(F&& body) {
+    try {
+        return body(conn());
+    } catch (const store_unavailable&) {
+        throw;
+    } catch (const pqxx::in_doubt_error&) {
+        drop_connection();
+        throw;
+    } catch (const pqxx::failure& e) {
+        drop_connection();
+        throw store_unavailable(e.what());
+    }
+}
+
+std::optional<auction_snapshot> postgres_store::load_snapshot(auction_id id, std::size_t history_limit) {
+    return with_connection([&](pqxx::connection_base& c) -> std::optional<auction_snapshot> {
+        pqxx::read_transaction tx(c);
+        const auto head = tx.exec_params(select_auction_sql, id);
+        if (head.empty()) {
+            return std::nullopt;
+        }
+        auction_snapshot snap;
+        const auto rows = tx.exec_params(select_history_sql, id, static_cast<std::int64_t>(history_limit));
+        snap.newest_first.reserve(rows.size());
+        for (const auto& r : rows) {
+            snap.newest_first.push_back(history_from(r));
+        }
+        snap.info = auction_from(head[0], snap.newest_first);
+        tx.commit();
+        return snap;
+    });
+}
+
+std::optional<std::vector<bid_outcome>> postgres_store::place_bids(auction_id id, std::span<const bid_request> bids) {
+    std::vector<bid_outcome> outcomes;
+    try {
+        return with_connection([&](pqxx::connection_base& c) -> std::optional<std::vector<bid_outcome>> {
+            outcomes.clear();
+            pqxx::work tx(c);
+            // The row lock serializes every decision on this auction, across all processes.
+            const auto head = tx.exec_params("SELECT status, (initial_price * 100)::bigint FROM bids_bid "
+                                             "WHERE id = $1 FOR UPDATE",
+                                             id);
+            if (head.empty()) {
+                return std::nullopt;
+            }
+            const auto status = parse_status(head[0][0].as<std::string>());
+            cents current = head[0][1].as<cents>();
+            const auto last = tx.exec_params(
+                "SELECT (price * 100)::bigint FROM bids_bidhistory WHERE bid_id = $1 ORDER BY id DESC LIMIT 1", id);
+            if (!last.empty()) {
+                current = last[0][0].as<cents>();
+            }
+            for (const auto& bid : bids) {
+                bid_outcome out;
+                out.verdict = judge_bid(status, current, bid.price);
+                out.current_price = current;
+                if (out.verdict == bid_verdict::accepted) {
+                    out.entry = history_from(tx.exec_params1(insert_history_sql, id, bid.name, format_cents(bid.price)));
+                    current = bid.price;
+                }
+                outcomes.push_back(std::move(out));
+            }
+            tx.commit();
+            return outcomes;
+        });
+    } catch (const pqxx::in_doubt_error& e) {
+        // The connection broke during COMMIT: read back rather than guess. Accepted prices are
+        // strictly increasing, so (auction, price, bidder) finds the row if the commit happened.
+        spdlog::warn("commit outcome unknown for auction {} ({}); reading back", id, e.what());
+        const auto first = std::find_if(outcomes.begin(), outcomes.end(),
+                                        [](const bid_outcome& o) { return o.verdict == bid_verdict::accepted; });
+        if (first == outcomes.end()) {
+            return outcomes;  // nothing was written: the verdicts stand
+        }
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+        for (;;) {
+            try {
+                return with_connection([&](pqxx::connection_base& c) -> std::optional<std::vector<bid_outcome>> {
+                    pqxx::read_transaction tx(c);
+                    for (std::size_t i = 0; i < outcomes.size(); ++i) {
+                        auto& o = outcomes[i];
+                        if (o.verdict != bid_verdict::accepted) {
+                            continue;
+                        }
+                        const auto r = tx.exec_params(find_history_sql, id, format_cents(bids[i].price), bids[i].name);
+                        if (r.empty()) {
+                            // The transaction did not commit: nothing of it was stored.
+                            throw store_unavailable("commit did not happen");
+                        }
+                        o.entry = history_from(r[0]);
+                    }
+                    return outcomes;
+                });
+            } catch (const store_unavailable& e) {
+                if (std::string_view(e.what()) == "commit did not happen" ||
+                    std::chrono::steady_clock::now() >= deadline) {
+                    throw;
+                }
+                std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            }
+        }
+    }
+}
+
+auction postgres_store::create_auction(const std::string& name, cents initial_price) {
+    return with_connection([&](pqxx::connection_base& c) {
+        pqxx::work tx(c);
+        const auto id = tx.exec_params1("INSERT INTO bids_bid (name, initial_price, created_at, status) "
+                                        "VALUES ($1, $2::numeric, now(), 'open') RETURNING id",
+                                        name, format_cents(initial_price))[0]
+                            .as<auction_id>();
+        const auto head = tx.exec_params(select_auction_sql, id);
+        auto a = auction_from(head[0], {});
+        tx.commit();
+        return a;
+    });
+}
+
+close_result postgres_store::close_auction(auction_id id) {
+    return with_connection([&](pqxx::connection_base& c) {
+        pqxx::work tx(c);
+        close_result result;
+        const auto head =
+            tx.exec_params("SELECT status, (initial_price * 100)::bigint FROM bids_bid WHERE id = $1 FOR UPDATE", id);
+        if (head.empty()) {
+            return result;
+        }
+        result.found = true;
+        result.was_open = parse_status(head[0][0].as<std::string>()) == auction_status::open;
+        result.final_price = head[0][1].as<cents>();
+        const auto last = tx.exec_params(
+            "SELECT (price * 100)::bigint, bidder_name FROM bids_bidhistory WHERE bid_id = $1 ORDER BY id DESC LIMIT 1",
+            id);
+        if (!last.empty()) {
+            result.final_price = last[0][0].as<cents>();
+            result.winner = last[0][1].as<std::string>();
+        }
+        tx.exec_params0("UPDATE bids_bid SET status = 'closed' WHERE id = $1", id);
+        // Delivered to every listening server when (and only when) the close commits. Sent again
+        // for an already closed auction: harmless, and it reaches a server that missed the first.
+        tx.exec_params("SELECT pg_notify($1, $2)", std::string(auction_closed_channel),
+                       serialize_bid_closed(id, result.final_price, result.winner));
+        tx.commit();
+        return result;
+    });
+}
+
+std::vector<auction> postgres_store::list_auctions() {
+    return with_connection([&](pqxx::connection_base& c) {
+        pqxx::read_transaction tx(c);
+        const auto rows = tx.exec(
+            "SELECT b.id, b.name, b.status, (b.initial_price * 100)::bigint, " BIDDING_ISO("b.created_at") ", "
+            "h.id, h.bidder_name, (h.price * 100)::bigint, " BIDDING_ISO("h.added_at") " FROM bids_bid b "
+            "LEFT JOIN LATERAL (SELECT id, bidder_name, price, added_at FROM bids_bidhistory "
+            "  WHERE bid_id = b.id ORDER BY id DESC LIMIT 1) h ON true ORDER BY b.id");
+        std::vector<auction> out;
+        out.reserve(rows.size());
+        for (const auto& r : rows) {
+            std::vector<history_entry> newest;
+            if (!r[5].is_null()) {
+                newest.push_back(history_entry{r[5].as<seq_t>(), r[6].as<std::string>(), r[7].as<cents>(),
+                                               r[8].as<std::string>()});
+            }
+            out.push_back(auction_from(r, newest));
+        }
+        tx.commit();
+        return out;
+    });
+}
+
+void postgres_store::seed() {
+    with_connection([&](pqxx::connection_base& c) {
+        pqxx::work tx(c);
+        // Explicit ids, as the Django app's fixtures have them; existing rows are left alone.
+        tx.exec(
+            "INSERT INTO bids_bid (id, name, initial_price, created_at, status) OVERRIDING SYSTEM VALUE VALUES "
+            "(1, 'Vintage Camera', 100.00, now(), 'open'), "
+            "(2, 'Antique Vase', 200.00, now(), 'open'), "
+            "(3, 'Rare Book', 150.00, now(), 'closed') "
+            "ON CONFLICT (id) DO NOTHING");
+        // Never move the sequence backwards: only ahead of every id in use.
+        tx.exec(
+            "SELECT setval(s.seq, GREATEST(COALESCE(pg_sequence_last_value(s.seq), 0), "
+            "  (SELECT COALESCE(max(id), 0) FROM bids_bid), 1)) "
+            "FROM (SELECT pg_get_serial_sequence('bids_bid', 'id')::regclass AS seq) s");
+        tx.commit();
+        return 0;
+    });
+}
+
+}  // namespace bidding

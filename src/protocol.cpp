@@ -1,0 +1,412 @@
+#include <bidding/protocol.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <map>
+#include <string>
+#include <utility>
+
+namespace bidding {
+
+namespace {
+
+using json = nlohmann::json;
+using ordered_json = nlohmann::ordered_json;
+
+bool is_ascii_space(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && is_ascii_space(s.front())) s.remove_prefix(1);
+    while (!s.empty() && is_ascii_space(s.back())) s.remove_suffix(1);
+    return s;
+}
+
+// ---- UTF-8 -------------------------------------------------------------------------------
+
+// Decodes the code point at s[i], advancing i; nullopt for anything that is not strict
+// UTF-8 (overlong forms, surrogates, values above U+10FFFF, truncated sequences).
+std::optional<char32_t> next_code_point(std::string_view s, std::size_t& i) {
+    const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+    const unsigned char b0 = byte(i);
+    std::size_t len = 0;
+    char32_t cp = 0;
+    char32_t min = 0;
+    if (b0 < 0x80) {
+        ++i;
+        return b0;
+    } else if ((b0 & 0xE0) == 0xC0) {
+        len = 2, cp = b0 & 0x1F, min = 0x80;
+    } else if ((b0 & 0xF0) == 0xE0) {
+        len = 3, cp = b0 & 0x0F, min = 0x800;
+    } else if ((b0 & 0xF8) == 0xF0) {
+        len = 4, cp = b0 & 0x07, min = 0x10000;
+    } else {
+        return std::nullopt;
+    }
+    if (i + len > s.size()) return std::nullopt;
+    for (std::size_t k = 1; k < len; ++k) {
+        const unsigned char b = byte(i + k);
+        if ((b & 0xC0) != 0x80) return std::nullopt;
+        cp = (cp << 6) | (b & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return std::nullopt;
+    i += len;
+    return cp;
+}
+
+// Code points in valid UTF-8 (the JSON lexer already rejected invalid input).
+std::size_t code_point_count(std::string_view s) {
+    std::size_t n = 0;
+    for (char c : s) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+    return n;
+}
+
+// The first `max` code points of valid UTF-8, so an echoed value never splits a character.
+std::string_view first_code_points(std::string_view s, std::size_t max) {
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        if ((static_cast<unsigned char>(s[i]) & 0xC0) != 0x80 && n++ == max) return s.substr(0, i);
+    }
+    return s;
+}
+
+// ---- JSON scanning ---------------------------------------------------------------------
+
+enum class json_kind { null, boolean, number, string, object, array };
+
+struct member {
+    json_kind kind{json_kind::null};
+    std::string text;  // the string value, or a number's exact source text
+};
+
+// nlohmann's parser rejects a number a double cannot hold (e.g. 1e400) as a parse error,
+// although it is valid JSON and simply a too-large price. Such literals are replaced by 0
+// before parsing and their text is restored by ordinal (numbers in document order).
+struct number_rewrite {
+    std::string text;                            // set only when something was replaced
+    std::map<std::size_t, std::string> originals;  // number ordinal -> source text
+};
+
+bool is_json_number(std::string_view t) {
+    std::size_t i = 0;
+    const auto digits = [&] {
+        const std::size_t b = i;
+        while (i < t.size() && t[i] >= '0' && t[i] <= '9') ++i;
+        return i - b;
+    };
+    if (i < t.size() && t[i] == '-') ++i;
+    if (i < t.size() && t[i] == '0') {
+        ++i;
+    } else if (digits() == 0) {
+        return false;
+    }
+    if (i < t.size() && t[i] == '.') {
+        ++i;
+        if (digits() == 0) return false;
+    }
+    if (i < t.size() && (t[i] == 'e' || t[i] == 'E')) {
+        ++i;
+        if (i < t.size() && (t[i] == '+' || t[i] == '-')) ++i;
+        if (digits() == 0) return false;
+    }
+    return i == t.size();
+}
+
+bool overflows_double(std::string_view token) {
+    // Without an exponent a double holds every literal shorter than its 309-digit range.
+    if (token.find_first_of("eE") == std::string_view::npos && token.size() < 300) return false;
+    const std::string copy(token);
+    return !std::isfinite(std::strtod(copy.c_str(), nullptr));
+}
+
+number_rewrite rewrite_huge_numbers(std::string_view text) {
+    number_rewrite out;
+    std::size_t ordinal = 0;
+    std::size_t copied = 0;  // text[0, copied) is already in out.text
+    const auto is_number_char = [](char c) {
+        return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E';
+    };
+    for (std::size_t i = 0; i < text.size();) {
+        const char c = text[i];
+        if (c == '"') {
+            for (++i; i < text.size() && text[i] != '"'; ++i) {
+                if (text[i] == '\\') ++i;
+            }
+            ++i;
+        } else if (c == '-' || (c >= '0' && c <= '9')) {
+            const std::size_t begin = i;
+            while (i < text.size() && is_number_char(text[i])) ++i;
+            const std::string_view token = text.substr(begin, i - begin);
+            if (is_json_number(token) && overflows_double(token)) {
+                out.text.append(text.substr(copied, begin - copied));
+                out.text += '0';
+                copied = i;
+                out.originals.emplace(ordinal, std::string(token));
+            }
+            ++ordinal;
+        } else {
+            ++i;
+        }
+    }
+    if (!out.originals.empty()) out.text.append(text.substr(copied));
+    return out;
+}
+
+// Records the kind of the document and, for a top-level object, each member's kind and
+// text. Nested values only matter as "object" or "array".
+class top_level_recorder {
+public:
+    explicit top_level_recorder(const std::map<std::size_t, std::string>& originals) : originals_(originals) {}
+
+    bool null() { return value(json_kind::null, {}); }
+    bool boolean(bool) { return value(json_kind::boolean, {}); }
+    bool number_integer(json::number_integer_t v) { return number(std::to_string(v)); }
+    bool number_unsigned(json::number_unsigned_t v) { return number(std::to_string(v)); }
+    bool number_float(json::number_float_t, const json::string_t& s) { return number(s); }
+    bool string(json::string_t& s) { return value(json_kind::string, std::move(s)); }
+    bool binary(json::binary_t&) { return value(json_kind::null, {}); }  // not produced by JSON text
+    bool start_object(std::size_t) { return open(json_kind::object); }
+    bool end_object() { return close(); }
+    bool start_array(std::size_t) { return open(json_kind::array); }
+    bool end_array() { return close(); }
+    bool key(json::string_t& k) {
+        if (depth_ == 1) {
+            current_duplicate_ = members_.contains(k);
+            if (current_duplicate_ && !first_duplicate_) first_duplicate_ = k;
+            current_key_ = std::move(k);
+        }
+        return true;
+    }
+    bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) { return false; }
+
+    json_kind document_kind() const { return document_kind_; }
+    const std::optional<std::string>& first_duplicate() const { return first_duplicate_; }
+    const member* find(std::string_view key) const {
+        const auto it = members_.find(key);
+        return it == members_.end() ? nullptr : &it->second;
+    }
+
+private:
+    bool number(std::string text) {
+        const auto original = originals_.find(number_ordinal_++);
+        return value(json_kind::number, original != originals_.end() ? original->second : std::move(text));
+    }
+    bool value(json_kind kind, std::string text) {
+        if (depth_ == 0) document_kind_ = kind;
+        if (depth_ == 1 && !current_duplicate_) members_.emplace(current_key_, member{kind, std::move(text)});
+        return true;
+    }
+    bool open(json_kind kind) {
+        value(kind, {});
+        ++depth_;
+        return true;
+    }
+    bool close() {
+        --depth_;
+        return true;
+    }
+
+    const std::map<std::size_t, std::string>& originals_;
+    std::size_t number_ordinal_{0};
+    std::size_t depth_{0};
+    json_kind document_kind_{json_kind::null};
+    std::map<std::string, member, std::less<>> members_;
+    std::string current_key_;
+    bool current_duplicate_{false};
+    std::optional<std::string> first_duplicate_;
+};
+
+message_error error(error_code code, std::string message, std::optional<std::string> ref = std::nullopt) {
+    return message_error{code, std::move(message), std::move(ref)};
+}
+
+// nullopt when the name is acceptable, else the reason.
+std::optional<std::string> name_problem(std::string_view name) {
+    std::size_t count = 0;
+    bool control = false;
+    for (std::size_t i = 0; i < name.size(); ++count) {
+        const auto cp = next_code_point(name, i);
+        if (!cp) return "name must be valid UTF-8";
+        if (*cp <= 0x1F || (*cp >= 0x7F && *cp <= 0x9F)) control = true;
+    }
+    if (count == 0 || count > max_name_chars) return "name must be 1 to 255 characters";
+    if (control) return "name must not contain control characters";
+    return std::nullopt;
+}
+
+std::string dump(const ordered_json& j) {
+    // replace: a stray invalid byte (e.g. from the database) must not throw while serializing.
+    return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+ordered_json optional_string(const std::optional<std::string>& s) {
+    return s ? ordered_json(*s) : ordered_json(nullptr);
+}
+
+ordered_json history_json(const history_entry& e) {
+    ordered_json j = ordered_json::object();
+    j["seq"] = e.seq;
+    j["bidder"] = e.bidder;
+    j["price"] = format_cents(e.price);
+    j["added_at"] = e.added_at;
+    return j;
+}
+
+}  // namespace
+
+std::string_view to_string(error_code code) {
+    switch (code) {
+        case error_code::invalid_json: return "invalid_json";
+        case error_code::invalid_message: return "invalid_message";
+        case error_code::invalid_name: return "invalid_name";
+        case error_code::invalid_price: return "invalid_price";
+        case error_code::price_too_low: return "price_too_low";
+        case error_code::bid_closed: return "bid_closed";
+        case error_code::unsupported: return "unsupported";
+        case error_code::unavailable: return "unavailable";
+    }
+    return "invalid_message";
+}
+
+client_message parse_client_message(std::string_view text) {
+    if (trim(text) == "pong") return pong_message{};
+
+    const number_rewrite rewrite = rewrite_huge_numbers(text);
+    const std::string_view input = rewrite.originals.empty() ? text : std::string_view(rewrite.text);
+    top_level_recorder doc(rewrite.originals);
+    if (!json::sax_parse(input.data(), input.data() + input.size(), &doc)) {
+        return error(error_code::invalid_json, "message is not valid JSON");
+    }
+    if (doc.document_kind() != json_kind::object) {
+        return error(error_code::invalid_message, "message must be a JSON object");
+    }
+
+    const auto duplicate_error = [&](std::optional<std::string> ref) {
+        return error(error_code::invalid_message,
+                     "duplicate field \"" + std::string(first_code_points(*doc.first_duplicate(), 64)) + "\"",
+                     std::move(ref));
+    };
+    if (doc.first_duplicate() == "ref") return duplicate_error(std::nullopt);
+
+    std::optional<std::string> ref;
+    if (const member* r = doc.find("ref")) {
+        if (r->kind != json_kind::string || r->text.empty() || code_point_count(r->text) > max_ref_chars) {
+            return error(error_code::invalid_message, "ref must be a string of at most 64 characters");
+        }
+        ref = r->text;
+    }
+    if (doc.first_duplicate()) return duplicate_error(ref);
+
+    if (const member* type = doc.find("type")) {
+        if (type->kind != json_kind::string) return error(error_code::invalid_message, "type must be a string", ref);
+        if (type->text == "pong") return pong_message{};
+        if (type->text != "bid") {
+            return error(error_code::invalid_message,
+                         "unknown type \"" + std::string(first_code_points(type->text, 64)) + "\"", ref);
+        }
+    }
+
+    const member* name = doc.find("name");
+    if (name == nullptr || name->kind != json_kind::string) {
+        return error(error_code::invalid_message, "name is required and must be a string", ref);
+    }
+
+    const member* price = doc.find("price");
+    if (price == nullptr) price = doc.find("Price");
+    if (price == nullptr) return error(error_code::invalid_message, "price is required", ref);
+    if (price->kind != json_kind::number && price->kind != json_kind::string) {
+        return error(error_code::invalid_message, "price must be a number or a numeric string", ref);
+    }
+
+    std::string name_error;
+    auto valid_name = normalize_name(name->text, &name_error);
+    if (!valid_name) return error(error_code::invalid_name, std::move(name_error), ref);
+
+    const price_parse_result parsed = parse_price(price->text);
+    if (!parsed.value) return error(error_code::invalid_price, std::string(describe(parsed.error)), ref);
+
+    return bid_request{std::move(*valid_name), *parsed.value, std::move(ref)};
+}
+
+std::optional<std::string> normalize_name(std::string_view raw, std::string* error) {
+    const std::string_view trimmed = trim(raw);
+    if (auto problem = name_problem(trimmed)) {
+        if (error != nullptr) *error = std::move(*problem);
+        return std::nullopt;
+    }
+    return std::string(trimmed);
+}
+
+std::string serialize_initial_state(const auction& a, const std::vector<history_entry>& newest_first) {
+    ordered_json bid = ordered_json::object();
+    bid["id"] = a.id;
+    bid["name"] = a.name;
+    bid["status"] = to_string(a.status);
+    bid["initial_price"] = format_cents(a.initial_price);
+    bid["current_price"] = format_cents(a.current_price);
+    bid["last_seq"] = a.last_seq;
+
+    ordered_json data = ordered_json::array();
+    for (const history_entry& e : newest_first) data.push_back(history_json(e));
+
+    ordered_json j = ordered_json::object();
+    j["type"] = "initial_state";
+    j["bid"] = std::move(bid);
+    j["data"] = std::move(data);
+    return dump(j);
+}
+
+std::string serialize_new_bid(auction_id id, const history_entry& entry) {
+    ordered_json j = ordered_json::object();
+    j["type"] = "new_bid";
+    j["bid_id"] = id;
+    j["seq"] = entry.seq;
+    j["bidder"] = entry.bidder;
+    j["price"] = format_cents(entry.price);
+    j["added_at"] = entry.added_at;
+    return dump(j);
+}
+
+std::string serialize_bid_accepted(const history_entry& entry, const std::optional<std::string>& ref) {
+    ordered_json j = ordered_json::object();
+    j["type"] = "bid_accepted";
+    j["seq"] = entry.seq;
+    j["price"] = format_cents(entry.price);
+    j["ref"] = optional_string(ref);
+    return dump(j);
+}
+
+std::string serialize_error(error_code code, std::string_view message, const std::optional<std::string>& ref,
+                            std::optional<cents> current_price) {
+    ordered_json j = ordered_json::object();
+    j["type"] = "error";
+    j["code"] = to_string(code);
+    j["message"] = message;
+    j["ref"] = optional_string(ref);
+    if (current_price) j["current_price"] = format_cents(*current_price);
+    return dump(j);
+}
+
+std::string serialize_ping() { return R"({"type":"ping"})"; }
+
+std::string serialize_bid_closed(auction_id id, cents final_price, const std::optional<std::string>& winner) {
+    ordered_json j = ordered_json::object();
+    j["type"] = "bid_closed";
+    j["bid_id"] = id;
+    j["final_price"] = format_cents(final_price);
+    j["winner"] = optional_string(winner);
+    return dump(j);
+}
+
+std::string serialize_server_shutdown() { return R"({"type":"server_shutdown","reconnect":true})"; }
+
+std::string price_too_low_message(cents current_price) {
+    return "Bid must be higher than " + format_cents(current_price);
+}
+
+}  // namespace bidding

@@ -1,0 +1,48 @@
+#include <bidding/http_routes.hpp>
+
+#include <gtest/gtest.h>
+
+namespace bidding {
+namespace {
+
+const std::vector<std::string> local_hosts{"localhost", "127.0.0.1", "[::1]"};
+
+TEST(MatchWsBidPath, AcceptsIdWithOrWithoutTrailingSlashAndQuery) {
+    EXPECT_EQ(match_ws_bid_path("/ws/bid/1"), 1);
+    EXPECT_EQ(match_ws_bid_path("/ws/bid/42/"), 42);
+    EXPECT_EQ(match_ws_bid_path("/ws/bid/42?since=7"), 42);
+    EXPECT_EQ(match_ws_bid_path("/ws/bid/42/?since=7"), 42);
+    EXPECT_EQ(match_ws_bid_path("/ws/bid/9223372036854775807"), 9223372036854775807LL) << "max int64 id must route";
+}
+
+TEST(MatchWsBidPath, RejectsIdsThatAreNotPositive64BitIntegers) {
+    for (const char* bad : {"/ws/bid/", "/ws/bid/0", "/ws/bid/-1", "/ws/bid/+1", "/ws/bid/abc", "/ws/bid/1a",
+                            "/ws/bid/1.5", "/ws/bid/9223372036854775808", "/ws/bid/99999999999999999999",
+                            "/ws/bid/1//", "/ws/bid/1/extra", "/ws/bids/1", "/ws/bid", "/bid/1", "/ws/bid/ 1"}) {
+        EXPECT_FALSE(match_ws_bid_path(bad).has_value()) << bad << " must not route to an auction";
+    }
+}
+
+TEST(DecideUpgrade, ForbiddenHostOrOriginGives403BeforePathCheck) {
+    EXPECT_EQ(decide_upgrade(local_hosts, "/ws/bid/1", "evil.com", std::nullopt).status, 403u);
+    EXPECT_EQ(decide_upgrade(local_hosts, "/ws/bid/1", "localhost:8000", std::string_view("http://evil.com")).status,
+              403u);
+    EXPECT_EQ(decide_upgrade(local_hosts, "/ws/bid/abc", "evil.com", std::nullopt).status, 403u);
+}
+
+TEST(DecideUpgrade, BadIdGives404AndGoodRequestUpgrades) {
+    EXPECT_EQ(decide_upgrade(local_hosts, "/ws/bid/abc", "localhost:8000", std::nullopt).status, 404u);
+    const auto ok = decide_upgrade(local_hosts, "/ws/bid/7/", "127.0.0.1:8000", std::string_view("http://localhost:3000"));
+    EXPECT_EQ(ok.status, 0u);
+    EXPECT_EQ(ok.id, 7);
+}
+
+TEST(RouteHttp, HealthzAndUpgradeRequiredAndNotFound) {
+    EXPECT_EQ(route_http("GET", "/healthz").status, 200u);
+    EXPECT_EQ(route_http("POST", "/healthz").status, 405u);
+    EXPECT_EQ(route_http("GET", "/ws/bid/1").status, 426u) << "a plain GET on the WebSocket endpoint needs an upgrade";
+    EXPECT_EQ(route_http("GET", "/nope").status, 404u);
+}
+
+}  // namespace
+}  // namespace bidding
