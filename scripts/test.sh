@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Builds and runs every test: the second of the README's two commands, and what CI runs.
+#
+#   scripts/test.sh [extra pytest args...]
+#
+# 1. installs the Debian packages (scripts/install-deps.sh) and builds (scripts/build.sh);
+# 2. runs the C++ unit tests with ctest;
+# 3. runs the end-to-end suite (tests/e2e) against the real build/bidding-server, with a
+#    Postgres and a Redis that the tests start themselves in temporary folders on free ports.
+# Exits non-zero when anything fails; both suites run even when the first one fails.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+"$root/scripts/install-deps.sh"
+"$root/scripts/build.sh"
+
+status=0
+
+echo "== unit tests (ctest)"
+ctest --test-dir build --output-on-failure --timeout 120 || status=1
+
+echo "== end-to-end tests (pytest tests/e2e)"
+# Debian's python3, whose packages (pytest, websockets, psycopg2) install-deps installed.
+BIDDING_SERVER="$root/build/bidding-server" /usr/bin/python3 -m pytest -q tests/e2e "$@" || status=1
+
+if ((status != 0)); then
+    echo "test: FAILED (see above)" >&2
+fi
+exit "$status"

@@ -1,0 +1,91 @@
+"""Fixtures of the end-to-end suite: one Postgres and one Redis for the whole session, a database
+per test module (or per test), servers started on demand and stopped at the end of their scope.
+
+When a test fails, the tail of every running server's log is attached to its report and the
+full logs are copied to test-artifacts/e2e/.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+import harness
+
+
+@pytest.fixture(scope="session")
+def workdir():
+    """A temporary folder for server logs and working directories, removed at the end."""
+    path = Path(tempfile.mkdtemp(prefix="bidding-e2e-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    pg = harness.Postgres().start()
+    yield pg
+    pg.stop()
+
+
+@pytest.fixture(scope="session")
+def redis():
+    instance = harness.Redis().start()
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture
+def fresh_db(postgres):
+    """An empty database of its own (no schema): for migrate/seed tests."""
+    return postgres.create_database()
+
+
+@pytest.fixture(scope="module")
+def seeded_db(postgres):
+    """A database of this test module, migrated and seeded (auctions 1, 2 open and 3 closed)."""
+    return harness.migrate_and_seed(postgres.create_database())
+
+
+def _finish(pool: harness.ServerPool) -> None:
+    problems = pool.stop_all()
+    if problems:
+        pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def start_server(workdir, request):
+    """start_server(db, env={...}, use_redis=False) -> harness.Server; stopped after the test."""
+    pool = harness.ServerPool(workdir / "servers", redis=None)
+    if "redis" in request.fixturenames:
+        pool.redis = request.getfixturevalue("redis")
+    yield pool
+    _finish(pool)
+
+
+@pytest.fixture(scope="module")
+def module_server(workdir, seeded_db):
+    """One server for the whole test module, on the module's seeded database."""
+    pool = harness.ServerPool(workdir / "servers", default_db=seeded_db)
+    server = pool(name="module")
+    yield server
+    _finish(pool)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and harness.LIVE_SERVERS:
+        for server in list(harness.LIVE_SERVERS):
+            saved = server.save_artifact(item.nodeid)
+            report.sections.append((
+                f"bidding-server log ({server.name}, port {server.port}), last lines"
+                + (f"; full log: {saved}" if saved else ""),
+                server.log_tail(60)))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    harness.cleanup()

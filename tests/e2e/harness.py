@@ -1,0 +1,593 @@
+"""The end-to-end harness: a real PostgreSQL, a real Redis and the real bidding-server binary.
+
+Everything runs in temporary folders on free ports (found by binding port 0), is waited for by
+polling (a port, /healthz, pg_isready) with a deadline, and is stopped by PID at the end.
+
+Used by conftest.py (fixtures) and by the test modules (CLI, WebSocket and database helpers).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import psycopg2
+import psycopg2.extensions
+import psycopg2.sql
+import websockets
+import websockets.exceptions
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVER_BINARY = Path(os.environ.get("BIDDING_SERVER") or ROOT / "build" / "bidding-server")
+PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
+ARTIFACTS = Path(os.environ.get("BIDDING_E2E_ARTIFACTS") or ROOT / "test-artifacts" / "e2e")
+IS_ROOT = os.geteuid() == 0
+
+# The server's configuration variables: never inherited from the developer's shell, so a
+# HISTORY_LIMIT or DATABASE_URL exported there cannot change what the tests see.
+CONFIG_VARIABLES = (
+    "ENV", "APP_NAME", "APP_VERSION", "APP_PORT", "SECRET_KEY", "ALLOWED_HOSTS", "LOG_LEVEL",
+    "DEBUG", "REDIS_URL", "DATABASE_URL", "POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_USER",
+    "POSTGRES_PASSWORD", "POSTGRES_DB", "HEARTBEAT_INTERVAL", "IDLE_TIMEOUT", "HISTORY_LIMIT",
+    "MAX_MESSAGE_BYTES", "DRAIN_TIMEOUT", "DB_POOL_SIZE", "THREADS", "POSTGRESS_PASSWORD",
+)
+
+ISO_MILLIS_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
+MONEY = re.compile(r"^\d+\.\d{2}$")
+
+
+# --------------------------------------------------------------------------- small utilities
+
+def free_port() -> int:
+    """A TCP port that was free on 127.0.0.1 a moment ago (the OS picks it: bind port 0)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.02) -> Any:
+    """Polls `predicate` until it returns something truthy; TimeoutError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"{what}: not reached within {timeout} s")
+        time.sleep(interval)
+
+
+def tail(path: Path, lines: int = 80) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as error:
+        return f"<cannot read {path}: {error}>"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def clean_env(overrides: dict[str, str | None] | None = None) -> dict[str, str]:
+    """os.environ without the server's configuration and libpq's PG* variables, plus `overrides`
+    (a None value removes the variable)."""
+    env = {k: v for k, v in os.environ.items() if k not in CONFIG_VARIABLES and not k.startswith("PG")}
+    for key, value in (overrides or {}).items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = str(value)
+    return env
+
+
+_neutral_dir: Path | None = None
+
+
+def neutral_dir() -> Path:
+    """An empty working directory, so that no developer's .env is read by the binary."""
+    global _neutral_dir
+    if _neutral_dir is None:
+        _neutral_dir = Path(tempfile.mkdtemp(prefix="bidding-e2e-cwd-"))
+    return _neutral_dir
+
+
+def cleanup() -> None:
+    """Removes what the harness made outside the fixtures (called at the end of the session)."""
+    global _neutral_dir
+    if _neutral_dir is not None:
+        shutil.rmtree(_neutral_dir, ignore_errors=True)
+        _neutral_dir = None
+
+
+def require_binary() -> Path:
+    if not os.access(SERVER_BINARY, os.X_OK):
+        raise FileNotFoundError(
+            f"the server binary {SERVER_BINARY} does not exist or is not executable: "
+            "build it with scripts/build.sh or point BIDDING_SERVER at it")
+    return SERVER_BINARY
+
+
+def stop_process(proc: subprocess.Popen, grace: float = 10.0) -> int | None:
+    """SIGTERM, wait up to `grace` seconds, then SIGKILL. Returns the exit code."""
+    if proc.poll() is None:
+        try:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        except ProcessLookupError:
+            pass
+    return proc.returncode
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+class Postgres:
+    """A throw-away PostgreSQL 15 cluster: superuser `bidding` with a random password, scram-sha-256
+    on 127.0.0.1 only, unix socket inside its temporary folder. Run as the `postgres` user when root
+    (Postgres refuses to run as root)."""
+
+    host = "127.0.0.1"
+    user = "bidding"
+
+    def __init__(self) -> None:
+        self.password = secrets.token_hex(16)
+        self.dir: Path | None = None
+        self.port: int | None = None
+
+    @property
+    def data_dir(self) -> Path:
+        assert self.dir is not None
+        return self.dir / "data"
+
+    @property
+    def log_path(self) -> Path:
+        assert self.dir is not None
+        return self.dir / "postgres.log"
+
+    def _run(self, *cmd: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess:
+        argv = [str(c) for c in cmd]
+        if IS_ROOT:
+            argv = ["runuser", "-u", "postgres", "--", *argv]
+        result = subprocess.run(argv, cwd="/", capture_output=True, text=True, timeout=timeout)
+        if check and result.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)} failed ({result.returncode}):\n{result.stdout}{result.stderr}")
+        return result
+
+    def start(self) -> "Postgres":
+        self.dir = Path(tempfile.mkdtemp(prefix="bidding-e2e-pg-"))
+        os.chmod(self.dir, 0o755)  # mkdtemp makes it 0700: the postgres user must enter it
+        pwfile = self.dir / "pwfile"
+        pwfile.write_text(self.password + "\n")
+        if IS_ROOT:
+            shutil.chown(self.dir, "postgres", "postgres")
+            shutil.chown(pwfile, "postgres", "postgres")
+        self._run(PG_BIN / "initdb", "-D", self.data_dir, "-U", self.user, f"--pwfile={pwfile}",
+                  "--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8", "--locale=C",
+                  "--no-sync", timeout=120)
+        pwfile.unlink()
+        last_error = ""
+        for _ in range(3):  # another process may grab the free port between bind and listen
+            self.port = free_port()
+            options = (f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.dir}"
+                       " -c fsync=off -c synchronous_commit=off -c full_page_writes=off")
+            result = self._run(PG_BIN / "pg_ctl", "start", "-D", self.data_dir, "-l", self.log_path,
+                               "-w", "-t", "30", "-o", options, check=False, timeout=60)
+            if result.returncode == 0:
+                break
+            last_error = f"{result.stdout}{result.stderr}\n{tail(self.log_path, 20)}"
+        else:
+            raise RuntimeError(f"Postgres did not start:\n{last_error}")
+        wait_until(lambda: self._run(PG_BIN / "pg_isready", "-q", "-h", self.host, "-p", self.port,
+                                     check=False, timeout=10).returncode == 0,
+                   timeout=30, what=f"Postgres answering on port {self.port}", interval=0.1)
+        return self
+
+    def stop(self) -> None:
+        if self.dir is None:
+            return
+        if (self.data_dir / "postmaster.pid").exists():
+            result = self._run(PG_BIN / "pg_ctl", "stop", "-D", self.data_dir, "-m", "immediate",
+                               "-w", "-t", "10", check=False, timeout=30)
+            if result.returncode != 0:
+                self._kill_postmaster()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.dir = None
+
+    def _kill_postmaster(self) -> None:
+        try:
+            pid = int((self.data_dir / "postmaster.pid").read_text().split()[0])
+            os.kill(pid, signal.SIGKILL)
+        except (OSError, ValueError, IndexError):
+            pass
+
+    def dsn(self, dbname: str) -> str:
+        """The URL the server takes as DATABASE_URL."""
+        return f"postgresql://{self.user}:{self.password}@{self.host}:{self.port}/{dbname}"
+
+    def connect(self, dbname: str = "postgres") -> psycopg2.extensions.connection:
+        conn = psycopg2.connect(host=self.host, port=self.port, user=self.user, password=self.password,
+                                dbname=dbname, connect_timeout=10)
+        conn.autocommit = True
+        return conn
+
+    def create_database(self, name: str | None = None) -> "Database":
+        """A new, empty database with a unique name, so tests don't see each other's data."""
+        name = name or f"e2e_{uuid.uuid4().hex[:12]}"
+        conn = self.connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(psycopg2.sql.SQL("CREATE DATABASE {}").format(psycopg2.sql.Identifier(name)))
+        finally:
+            conn.close()
+        return Database(self, name)
+
+
+@dataclass
+class Database:
+    postgres: Postgres
+    name: str
+
+    @property
+    def url(self) -> str:
+        return self.postgres.dsn(self.name)
+
+    def connect(self) -> psycopg2.extensions.connection:
+        return self.postgres.connect(self.name)
+
+    def query(self, sql: str, params: Iterable[Any] | None = None) -> list[tuple]:
+        conn = self.connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql, params)
+                return cur.fetchall() if cur.description else []
+        finally:
+            conn.close()
+
+    def execute(self, sql: str, params: Iterable[Any] | None = None) -> None:
+        self.query(sql, params)
+
+
+# --------------------------------------------------------------------------- Redis
+
+class Redis:
+    """A throw-away redis-server in the foreground (Popen), no persistence."""
+
+    def __init__(self) -> None:
+        self.dir: Path | None = None
+        self.port: int | None = None
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def ping(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def start(self) -> "Redis":
+        self.dir = Path(tempfile.mkdtemp(prefix="bidding-e2e-redis-"))
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        for _ in range(3):
+            self.port = free_port()
+            log = open(self.dir / "redis.log", "ab")
+            self.proc = subprocess.Popen(
+                [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "no", "--dir", str(self.dir), "--daemonize", "no"],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+            log.close()
+            try:
+                wait_until(lambda: self.proc.poll() is not None or self.ping(), timeout=20,
+                           what=f"Redis answering PING on port {self.port}")
+            except TimeoutError:
+                stop_process(self.proc)
+                raise
+            if self.proc.poll() is None:
+                return self
+        raise RuntimeError(f"Redis did not start:\n{tail(self.dir / 'redis.log', 20)}")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+            self.proc = None
+        if self.dir is not None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir = None
+
+
+# --------------------------------------------------------------------------- the binary
+
+def cli_env(database_url: str | None = None, env: dict[str, str | None] | None = None) -> dict[str, str]:
+    base: dict[str, str | None] = {"ENV": "test"}
+    if database_url is not None:
+        base["DATABASE_URL"] = database_url
+    base.update(env or {})
+    return clean_env(base)
+
+
+def run_cli(*args: str, database_url: str | None = None, env: dict[str, str | None] | None = None,
+            cwd: Path | str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Runs `bidding-server ARGS...` to completion (text output captured)."""
+    return subprocess.run([str(require_binary()), *map(str, args)], env=cli_env(database_url, env),
+                          cwd=str(cwd or neutral_dir()), capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+
+
+def run_cli_ok(*args: str, **kwargs: Any) -> subprocess.CompletedProcess:
+    result = run_cli(*args, **kwargs)
+    assert result.returncode == 0, (
+        f"`bidding-server {' '.join(map(str, args))}` failed with exit code {result.returncode}\n"
+        f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}")
+    return result
+
+
+def migrate_and_seed(db: Database) -> Database:
+    run_cli_ok("migrate", database_url=db.url)
+    run_cli_ok("seed", database_url=db.url)
+    return db
+
+
+def create_auction(db: Database, name: str, initial_price: str | None = None) -> dict:
+    """`bidding-server bid create`: returns its JSON line as a dict."""
+    args = ["bid", "create", "--name", name]
+    if initial_price is not None:
+        args += ["--initial-price", initial_price]
+    result = run_cli_ok(*args, database_url=db.url)
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1, f"`bid create` must print exactly one JSON line, printed:\n{result.stdout}"
+    return json.loads(lines[0])
+
+
+# Servers running right now: conftest attaches their log tails to a failing test's report.
+LIVE_SERVERS: list["Server"] = []
+
+
+class Server:
+    """One running `bidding-server serve`."""
+
+    def __init__(self, proc: subprocess.Popen, port: int, log_path: Path, env: dict[str, str], name: str):
+        self.proc = proc
+        self.port = port
+        self.log_path = log_path
+        self.env = env
+        self.name = name
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def ws_url(self, bid_id: Any, trailing_slash: bool = False) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws/bid/{bid_id}{'/' if trailing_slash else ''}"
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def log_tail(self, lines: int = 80) -> str:
+        return tail(self.log_path, lines)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def save_artifact(self, label: str) -> Path | None:
+        """Copies the full log to test-artifacts/e2e/ (kept after the run, ignored by git)."""
+        try:
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            target = ARTIFACTS / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', label)}-{self.name}-{self.port}.log"
+            shutil.copyfile(self.log_path, target)
+            return target
+        except OSError:
+            return None
+
+    def stop(self) -> int | None:
+        code = stop_process(self.proc, grace=10)
+        if self in LIVE_SERVERS:
+            LIVE_SERVERS.remove(self)
+        return code
+
+
+def healthz_status(port: int) -> int | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except (OSError, urllib.error.URLError):
+        return None
+
+
+def server_env(database_url: str, port: int, redis_url: str = "",
+               env: dict[str, str | None] | None = None) -> dict[str, str]:
+    base: dict[str, str | None] = {
+        "ENV": "test",
+        "APP_PORT": str(port),
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "LOG_LEVEL": "debug",
+        "HEARTBEAT_INTERVAL": "30",
+        "IDLE_TIMEOUT": "360",
+    }
+    base.update(env or {})
+    return clean_env(base)
+
+
+def start_server(database_url: str, workdir: Path, *, redis_url: str = "",
+                 env: dict[str, str | None] | None = None, name: str = "server",
+                 timeout: float = 20) -> Server:
+    """Starts `bidding-server serve` on a free port and waits until GET /healthz answers 200
+    (polled every 20 ms, at most `timeout` s). Its stdout and stderr go to a log file in `workdir`,
+    which is also its working directory (no stray .env)."""
+    binary = require_binary()
+    workdir.mkdir(parents=True, exist_ok=True)
+    for attempt in range(3):
+        port = free_port()
+        log_path = workdir / f"{name}-{port}.log"
+        full_env = server_env(database_url, port, redis_url, env)
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen([str(binary), "serve"], env=full_env, cwd=str(workdir), stdout=log,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        server = Server(proc, port, log_path, full_env, name)
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                log_text = server.log_text().lower()
+                if attempt < 2 and ("in use" in log_text or "eaddrinuse" in log_text):
+                    break  # lost the port race: try another port
+                raise RuntimeError(f"bidding-server serve exited with code {proc.returncode} before "
+                                   f"/healthz answered; log tail:\n{server.log_tail()}")
+            if healthz_status(port) == 200:
+                LIVE_SERVERS.append(server)
+                return server
+            if time.monotonic() >= deadline:
+                stop_process(proc, grace=2)
+                raise RuntimeError(f"bidding-server serve: GET /healthz did not answer 200 within {timeout} s; "
+                                   f"log tail:\n{server.log_tail()}")
+            time.sleep(0.02)
+    raise RuntimeError("bidding-server serve could not bind a free port in 3 attempts")
+
+
+class ServerPool:
+    """Starts servers for one fixture scope and stops them all at its end."""
+
+    def __init__(self, workdir: Path, default_db: Database | None = None, redis: Redis | None = None):
+        self.workdir = workdir
+        self.default_db = default_db
+        self.redis = redis
+        self.servers: list[Server] = []
+
+    def __call__(self, db: Database | None = None, *, env: dict[str, str | None] | None = None,
+                 use_redis: bool = False, name: str = "server") -> Server:
+        db = db or self.default_db
+        assert db is not None, "start_server needs a database"
+        redis_url = ""
+        if use_redis:
+            assert self.redis is not None, "start_server(use_redis=True) needs the redis fixture"
+            redis_url = self.redis.url
+        server = start_server(db.url, self.workdir, redis_url=redis_url, env=env, name=name)
+        self.servers.append(server)
+        return server
+
+    def stop_all(self) -> list[str]:
+        """Stops every server; returns complaints about servers that had died on their own."""
+        problems = []
+        for server in self.servers:
+            if not server.alive():
+                problems.append(f"bidding-server ({server.name}, port {server.port}) exited on its own with "
+                                f"code {server.proc.returncode} during the test; log tail:\n{server.log_tail()}")
+            server.stop()
+        self.servers.clear()
+        return problems
+
+
+# --------------------------------------------------------------------------- WebSocket helpers
+
+def run_async(coro, timeout: float = 60):
+    """Runs a coroutine to completion with an overall deadline."""
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+def ws_connect(url: str, **kwargs: Any):
+    """A websockets client with no keep-alive pings of its own (it still answers the server's).
+    Use as `async with ws_connect(url) as ws:` or `ws = await ws_connect(url)`."""
+    options = dict(open_timeout=10, close_timeout=2, ping_interval=None, max_size=2 ** 22, max_queue=None)
+    options.update(kwargs)
+    return websockets.connect(url, **options)
+
+
+async def recv_json(ws, timeout: float = 5.0, skip_pings: bool = True, what: str = "a message") -> dict:
+    """The next JSON message (heartbeat pings skipped by default)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        remaining = deadline - asyncio.get_running_loop().time()
+        try:
+            raw = await asyncio.wait_for(ws.recv(), max(remaining, 0.001))
+        except asyncio.TimeoutError:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}") from None
+        except websockets.exceptions.ConnectionClosed as closed:
+            raise AssertionError(f"the server closed the connection (code {ws.close_code}, reason "
+                                 f"{ws.close_reason!r}) while the client waited for {what}") from closed
+        assert isinstance(raw, str), f"the server sent a binary frame instead of a JSON text message: {raw!r}"
+        message = json.loads(raw)
+        if skip_pings and message == {"type": "ping"}:
+            continue
+        return message
+
+
+async def recv_until_closed(ws, timeout: float = 5.0) -> tuple[list[dict], int | None, str | None]:
+    """Reads until the server closes: (messages other than pings, close code, close reason)."""
+    messages: list[dict] = []
+
+    async def drain():
+        try:
+            async for raw in ws:
+                message = json.loads(raw) if isinstance(raw, str) else {"binary": raw}
+                if message != {"type": "ping"}:
+                    messages.append(message)
+        except websockets.exceptions.ConnectionClosed:
+            pass
+
+    try:
+        await asyncio.wait_for(drain(), timeout)
+    except asyncio.TimeoutError:
+        raise AssertionError(f"the server did not close the connection within {timeout} s "
+                             f"(received meanwhile: {messages})") from None
+    return messages, ws.close_code, ws.close_reason
+
+
+async def initial_state(ws, timeout: float = 5.0) -> dict:
+    message = await recv_json(ws, timeout, what="initial_state")
+    assert message.get("type") == "initial_state", f"the first message must be initial_state, got {message}"
+    return message
+
+
+async def handshake_status(url: str, **kwargs: Any) -> int:
+    """The HTTP status of the WebSocket upgrade: 101 when it succeeded."""
+    try:
+        ws = await ws_connect(url, **kwargs)
+    except websockets.exceptions.InvalidStatusCode as error:
+        return error.status_code
+    await ws.close()
+    return 101
+
+
+def bid_frame(name: str, price: Any, ref: str | None = None, key: str = "price") -> str:
+    """A bid as JSON text. `price` given as a str is written raw (a JSON number or a quoted string,
+    as you spell it): '2.675' is the number 2.675, '"2.675"' the string."""
+    parts = [f'"name":{json.dumps(name)}', f'"{key}":{price}']
+    if ref is not None:
+        parts.append(f'"ref":{json.dumps(ref)}')
+    return "{" + ",".join(parts) + "}"
+
+
+async def place_bid(ws, name: str, price: Any, ref: str | None = None, timeout: float = 5.0) -> tuple[dict, dict]:
+    """Sends a bid that must be accepted; returns (new_bid, bid_accepted) as the sender saw them."""
+    await ws.send(bid_frame(name, price, ref))
+    new_bid = await recv_json(ws, timeout, what=f"new_bid for the bid {name} {price}")
+    assert new_bid.get("type") == "new_bid", f"bid {name} {price}: expected new_bid, got {new_bid}"
+    accepted = await recv_json(ws, timeout, what=f"bid_accepted for the bid {name} {price}")
+    assert accepted.get("type") == "bid_accepted", (
+        f"bid {name} {price}: the sender must get bid_accepted after new_bid, got {accepted}")
+    return new_bid, accepted
+
+
+def history(db: Database, bid_id: int) -> list[tuple[int, str, str]]:
+    """The stored history of an auction, oldest first: (seq, bidder, price as '123.45')."""
+    rows = db.query("SELECT id, bidder_name, price::text FROM bids_bidhistory WHERE bid_id = %s ORDER BY id",
+                    (bid_id,))
+    return [(int(r[0]), r[1], r[2]) for r in rows]
