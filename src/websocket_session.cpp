@@ -43,7 +43,7 @@ websocket_session::websocket_session(net::ip::tcp::socket&& socket, std::shared_
     if (!ec) {
         auto addr = ep.address();
         if (addr.is_v6() && addr.to_v6().is_v4_mapped()) {
-            addr = addr.to_v6().to_v4();  // the dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d
+            addr = net::ip::make_address_v4(net::ip::v4_mapped, addr.to_v6());  // the dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d
         }
         peer_ = addr.to_string() + ":" + std::to_string(ep.port());
     }
