@@ -4,8 +4,8 @@
 
 namespace bidding {
 
-bid_service::bid_service(db_pool& db, session_registry& registry, std::size_t max_batch)
-    : db_(db), registry_(registry), max_batch_(max_batch) {}
+bid_service::bid_service(db_pool& db, session_registry& registry, publish_fn publish, std::size_t max_batch)
+    : db_(db), registry_(registry), publish_(std::move(publish)), max_batch_(max_batch) {}
 
 void bid_service::submit(auction_id id, bid_request request, reply_fn reply) {
     std::vector<pending> batch;
@@ -77,17 +77,21 @@ void bid_service::decide(postgres_store& store, auction_id id, std::vector<pendi
         return;
     }
 
-    // Broadcast first, in seq order, so that every sender's new_bid precedes its bid_accepted.
+    // Fan out first, in seq order, so that every sender's new_bid precedes its bid_accepted.
     if (outcomes) {
-        auto fanout = std::make_shared<std::vector<fanout_message>>();
+        std::vector<fanout_message> accepted;
         for (const auto& o : *outcomes) {
             if (o.verdict == bid_verdict::accepted) {
-                fanout->push_back(fanout_message{o.entry.seq, make_shared_text(serialize_new_bid(id, o.entry))});
+                accepted.push_back(
+                    fanout_message{o.prev_seq, o.entry.seq, make_shared_text(serialize_new_bid(id, o.entry))});
                 spdlog::info("bid accepted: auction {} seq {} price {}", id, o.entry.seq, format_cents(o.entry.price));
             }
         }
-        if (!fanout->empty()) {
-            registry_.broadcast(id, fanout);
+        if (!accepted.empty()) {
+            if (publish_) {
+                publish_(id, accepted);
+            }
+            registry_.publish(id, std::move(accepted));
         }
     }
 

@@ -5,6 +5,7 @@
 #include <bidding/migrations.hpp>
 #include <bidding/postgres_store.hpp>
 #include <bidding/protocol.hpp>
+#include <bidding/redis_bus.hpp>
 #include <bidding/server.hpp>
 
 #include <fmt/format.h>
@@ -141,6 +142,12 @@ int cmd_bid(const config& cfg, const std::vector<std::string_view>& args) {
         if (!r.found) {
             std::cerr << "auction " << id << " not found\n";
             return 1;
+        }
+        // Postgres NOTIFY (sent with the commit) reaches every server; Redis is the pods' usual
+        // channel, so the close goes there too.
+        if (cfg.redis) {
+            publish_once(*cfg.redis, auction_channel(id),
+                         encode_close(serialize_bid_closed(id, r.final_price, r.winner)));
         }
         std::cout << (r.was_open ? "closed" : "already closed") << " auction " << id << ": final price "
                   << format_cents(r.final_price) << ", winner " << r.winner.value_or("(none)") << "\n";

@@ -42,16 +42,60 @@ std::optional<auction_id> match_ws_bid_path(std::string_view target) {
     return id;
 }
 
+std::optional<std::string_view> query_param(std::string_view target, std::string_view name) {
+    const auto q = target.find('?');
+    if (q == std::string_view::npos) {
+        return std::nullopt;
+    }
+    auto query = target.substr(q + 1);
+    if (const auto hash = query.find('#'); hash != std::string_view::npos) {
+        query = query.substr(0, hash);
+    }
+    while (!query.empty()) {
+        const auto amp = query.find('&');
+        const auto pair = query.substr(0, amp);
+        const auto eq = pair.find('=');
+        if (pair.substr(0, eq) == name) {
+            return eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1);
+        }
+        if (amp == std::string_view::npos) {
+            break;
+        }
+        query.remove_prefix(amp + 1);
+    }
+    return std::nullopt;
+}
+
 upgrade_decision decide_upgrade(const std::vector<std::string>& allowed_hosts, std::string_view target,
                                 std::string_view host, std::optional<std::string_view> origin) {
     if (!request_allowed(allowed_hosts, host, origin)) {
-        return {403, 0};
+        return {403, 0, std::nullopt};
     }
     const auto id = match_ws_bid_path(target);
     if (!id) {
-        return {404, 0};
+        return {404, 0, std::nullopt};
     }
-    return {0, *id};
+    upgrade_decision ok{0, *id, std::nullopt};
+    if (const auto since = query_param(target, "since")) {
+        seq_t value = 0;
+        const auto [end, ec] = std::from_chars(since->data(), since->data() + since->size(), value);
+        if (since->empty() || ec != std::errc{} || end != since->data() + since->size() || value < 0) {
+            return {400, 0, std::nullopt};
+        }
+        ok.since = value;
+    }
+    return ok;
+}
+
+std::string upgrade_refusal_body(unsigned status) {
+    switch (status) {
+    case 400:
+        return error_body("bad_request", "since must be a non-negative integer");
+    case 403:
+        return error_body("forbidden", "host or origin not allowed");
+    default:
+        return error_body("not_found", "no such auction endpoint");
+    }
 }
 
 http_reply route_http(std::string_view method, std::string_view target) {

@@ -51,17 +51,15 @@ void http_session::on_read(beast::error_code ec, std::size_t) {
         const auto decision = decide_upgrade(ctx_->cfg.allowed_hosts, req.target(), req[http::field::host], origin);
         if (decision.status != 0) {
             spdlog::debug("upgrade refused with {}: target {}", decision.status, std::string_view(req.target()));
-            reply(decision.status,
-                  decision.status == 403 ? R"({"error":"forbidden","message":"host or origin not allowed"})"
-                                         : R"({"error":"not_found","message":"no such auction endpoint"})",
-                  false);
+            reply(decision.status, upgrade_refusal_body(decision.status), false);
             return;
         }
         if (ctx_->draining) {
             reply(503, R"({"error":"draining","message":"server is shutting down"})", false);
             return;
         }
-        std::make_shared<websocket_session>(stream_.release_socket(), ctx_, decision.id)->run(std::move(req));
+        std::make_shared<websocket_session>(stream_.release_socket(), ctx_, decision.id, decision.since)
+            ->run(std::move(req));
         return;
     }
     const auto r = route_http(req.method_string(), req.target());

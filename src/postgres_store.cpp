@@ -94,7 +94,8 @@ auto postgres_store::with_connection(F&& body) {
     }
 }
 
-std::optional<auction_snapshot> postgres_store::load_snapshot(auction_id id, std::size_t history_limit) {
+std::optional<auction_snapshot> postgres_store::load_snapshot(auction_id id, std::size_t history_limit,
+                                                              std::optional<seq_t> since) {
     return with_connection([&](pqxx::connection_base& c) -> std::optional<auction_snapshot> {
         pqxx::read_transaction tx(c);
         const auto head = tx.exec_params(select_auction_sql, id);
@@ -102,14 +103,52 @@ std::optional<auction_snapshot> postgres_store::load_snapshot(auction_id id, std
             return std::nullopt;
         }
         auction_snapshot snap;
-        const auto rows = tx.exec_params(select_history_sql, id, static_cast<std::int64_t>(history_limit));
-        snap.newest_first.reserve(rows.size());
-        for (const auto& r : rows) {
-            snap.newest_first.push_back(history_from(r));
+        const auto limit = static_cast<std::int64_t>(history_limit);
+        if (!since) {
+            for (const auto& r : tx.exec_params(select_history_sql, id, limit)) {
+                snap.entries.push_back(history_from(r));
+            }
+            snap.info = auction_from(head[0], snap.entries);
+        } else {
+            // One row more than the limit tells whether the client missed more than it gets.
+            const auto rows = tx.exec_params(
+                "SELECT id, bidder_name, (price * 100)::bigint, " BIDDING_ISO("added_at")
+                " FROM bids_bidhistory WHERE bid_id = $1 AND id > $2 ORDER BY id DESC LIMIT $3",
+                id, *since, limit + 1);
+            snap.truncated = rows.size() > history_limit;
+            for (const auto& r : rows) {
+                if (snap.entries.size() == history_limit) {
+                    break;
+                }
+                snap.entries.push_back(history_from(r));
+            }
+            std::vector<history_entry> newest;
+            if (!snap.entries.empty()) {
+                newest.push_back(snap.entries.front());
+            } else {
+                for (const auto& r : tx.exec_params(select_history_sql, id, std::int64_t{1})) {
+                    newest.push_back(history_from(r));
+                }
+            }
+            snap.info = auction_from(head[0], newest);
+            std::reverse(snap.entries.begin(), snap.entries.end());
         }
-        snap.info = auction_from(head[0], snap.newest_first);
         tx.commit();
         return snap;
+    });
+}
+
+std::vector<history_entry> postgres_store::history_after(auction_id id, seq_t after_seq, std::size_t limit) {
+    return with_connection([&](pqxx::connection_base& c) {
+        pqxx::read_transaction tx(c);
+        std::vector<history_entry> out;
+        for (const auto& r : tx.exec_params("SELECT id, bidder_name, (price * 100)::bigint, " BIDDING_ISO("added_at")
+                                            " FROM bids_bidhistory WHERE bid_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+                                            id, after_seq, static_cast<std::int64_t>(limit))) {
+            out.push_back(history_from(r));
+        }
+        tx.commit();
+        return out;
     });
 }
 
@@ -129,9 +168,11 @@ std::optional<std::vector<bid_outcome>> postgres_store::place_bids(auction_id id
             const auto status = parse_status(head[0][0].as<std::string>());
             cents current = head[0][1].as<cents>();
             const auto last = tx.exec_params(
-                "SELECT (price * 100)::bigint FROM bids_bidhistory WHERE bid_id = $1 ORDER BY id DESC LIMIT 1", id);
+                "SELECT (price * 100)::bigint, id FROM bids_bidhistory WHERE bid_id = $1 ORDER BY id DESC LIMIT 1", id);
+            seq_t prev = 0;
             if (!last.empty()) {
                 current = last[0][0].as<cents>();
+                prev = last[0][1].as<seq_t>();
             }
             for (const auto& bid : bids) {
                 bid_outcome out;
@@ -139,6 +180,8 @@ std::optional<std::vector<bid_outcome>> postgres_store::place_bids(auction_id id
                 out.current_price = current;
                 if (out.verdict == bid_verdict::accepted) {
                     out.entry = history_from(tx.exec_params1(insert_history_sql, id, bid.name, format_cents(bid.price)));
+                    out.prev_seq = prev;
+                    prev = out.entry.seq;
                     current = bid.price;
                 }
                 outcomes.push_back(std::move(out));

@@ -342,7 +342,9 @@ std::optional<std::string> normalize_name(std::string_view raw, std::string* err
     return std::string(trimmed);
 }
 
-std::string serialize_initial_state(const auction& a, const std::vector<history_entry>& newest_first) {
+namespace {
+
+ordered_json initial_state_json(const auction& a, const std::vector<history_entry>& entries) {
     ordered_json bid = ordered_json::object();
     bid["id"] = a.id;
     bid["name"] = a.name;
@@ -352,12 +354,26 @@ std::string serialize_initial_state(const auction& a, const std::vector<history_
     bid["last_seq"] = a.last_seq;
 
     ordered_json data = ordered_json::array();
-    for (const history_entry& e : newest_first) data.push_back(history_json(e));
+    for (const history_entry& e : entries) data.push_back(history_json(e));
 
     ordered_json j = ordered_json::object();
     j["type"] = "initial_state";
     j["bid"] = std::move(bid);
     j["data"] = std::move(data);
+    return j;
+}
+
+}  // namespace
+
+std::string serialize_initial_state(const auction& a, const std::vector<history_entry>& newest_first) {
+    return dump(initial_state_json(a, newest_first));
+}
+
+std::string serialize_initial_state(const auction& a, const std::vector<history_entry>& oldest_first, seq_t since,
+                                    bool truncated) {
+    auto j = initial_state_json(a, oldest_first);
+    j["since"] = since;
+    if (truncated) j["truncated"] = true;
     return dump(j);
 }
 

@@ -3,6 +3,7 @@
 #include <bidding/db_pool.hpp>
 #include <bidding/listener.hpp>
 #include <bidding/protocol.hpp>
+#include <bidding/redis_bus.hpp>
 #include <bidding/server.hpp>
 #include <bidding/session_registry.hpp>
 
@@ -49,19 +50,70 @@ int run_server(const config& cfg) {
     // Declared before the io_context so that they outlive the handlers it destroys last.
     session_registry registry;
     db_pool db(cfg.database_conninfo, cfg.db_pool_size);
-    bid_service bids(db, registry);
+    std::unique_ptr<redis_bus> bus;
+    if (cfg.redis) {
+        bus = std::make_unique<redis_bus>(
+            *cfg.redis, redis_bus::handlers{
+                            [&registry](auction_id id, std::vector<feed_event> events) {
+                                registry.publish(id, std::move(events));
+                            },
+                            [&registry](auction_id id, shared_text message) { registry.close_auction(id, message); },
+                            // Subscribed (again): whatever was published before may have been missed.
+                            [&registry](auction_id id) { registry.resync(id); },
+                        });
+    }
+    bid_service bids(db, registry, bus ? bid_service::publish_fn([&bus](auction_id id, const std::vector<fanout_message>& accepted) {
+        for (const auto& m : accepted) {
+            bus->publish(id, encode_bid(m));
+        }
+    })
+                                       : bid_service::publish_fn{});
     auto ctx = std::make_shared<server_context>(cfg, registry, bids, db);
     close_listener closes(cfg.database_conninfo, registry);
     net::io_context ioc(static_cast<int>(threads));
 
+    session_registry::hooks hooks;
+    if (bus) {
+        hooks.first_joined = [&bus](auction_id id) { bus->subscribe(id); };
+        hooks.last_left = [&bus](auction_id id) { bus->unsubscribe(id); };
+    }
+    hooks.read_after = [&db, &registry, &ioc](auction_id id, seq_t after, std::size_t limit) {
+        db.post([&registry, &ioc, id, after, limit](postgres_store& store) {
+            try {
+                const auto rows = store.history_after(id, after, limit);
+                std::vector<feed_event> events;
+                events.reserve(rows.size());
+                seq_t prev = after;
+                for (const auto& row : rows) {
+                    events.push_back(feed_event{prev, row.seq, make_shared_text(serialize_new_bid(id, row))});
+                    prev = row.seq;
+                }
+                registry.fill_done(id, events, rows.size() < limit);
+            } catch (const std::exception& e) {
+                spdlog::warn("cannot read auction {} after seq {}: {}; retrying", id, after, e.what());
+                registry.fill_failed(id);
+                auto timer = std::make_shared<net::steady_timer>(ioc, std::chrono::milliseconds(500));
+                timer->async_wait([timer, &registry, id](const boost::system::error_code& ec) {
+                    if (!ec) {
+                        registry.resync(id);
+                    }
+                });
+            }
+        });
+    };
+    registry.set_hooks(std::move(hooks));
+
     auto acceptor = std::make_shared<listener>(ioc, net::ip::tcp::endpoint(net::ip::address_v6::any(), cfg.port), ctx);
     acceptor->run();
     closes.start();
-    spdlog::info("{} {} ({}) listening on port {}, database {}, {} threads", cfg.app_name, cfg.app_version,
-                 to_string(cfg.env), acceptor->port(), cfg.database_display, threads);
-    if (cfg.redis) {
-        spdlog::warn("REDIS_URL is set but this build fans out in-process only (single pod)");
+    if (bus) {
+        bus->start();
     }
+    spdlog::info("{} {} ({}) listening on port {}, database {}, {}, {} threads", cfg.app_name, cfg.app_version,
+                 to_string(cfg.env), acceptor->port(), cfg.database_display,
+                 cfg.redis ? "Redis " + cfg.redis->host + ":" + std::to_string(cfg.redis->port)
+                           : std::string("no Redis (single pod)"),
+                 threads);
 
     net::signal_set signals(ioc, SIGINT, SIGTERM);
     std::thread drainer;
@@ -73,12 +125,23 @@ int run_server(const config& cfg) {
         ctx->draining = true;
         acceptor->stop();
         // The drain blocks (waiting for bids in flight), so it runs off the socket threads.
+        // New bids are refused from here on (websocket_session); those in flight finish, their
+        // replies go out before server_shutdown, and what was accepted is published to Redis.
         drainer = std::thread([&] {
-            bids.wait_idle(cfg.drain_timeout);
+            using clock = std::chrono::steady_clock;
+            const auto deadline = clock::now() + cfg.drain_timeout;
+            const auto remaining = [&] {
+                return std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
+            };
+            if (!bids.wait_idle(remaining() * 3 / 4)) {
+                spdlog::warn("drain: bids still in flight at the deadline");
+            }
             registry.shutdown_all(make_shared_text(serialize_server_shutdown()));
-            const auto deadline = std::chrono::steady_clock::now() + cfg.drain_timeout;
-            while (registry.size() > 0 && std::chrono::steady_clock::now() < deadline) {
+            while (registry.size() > 0 && clock::now() < deadline) {
                 std::this_thread::sleep_for(std::chrono::milliseconds(10));
+            }
+            if (bus) {
+                bus->stop(std::max(remaining(), std::chrono::milliseconds(0)));
             }
             ioc.stop();
         });
@@ -97,6 +160,9 @@ int run_server(const config& cfg) {
         drainer.join();
     }
     closes.stop();
+    if (bus) {
+        bus->stop(std::chrono::milliseconds(0));
+    }
     db.stop();
     spdlog::info("stopped");
     return 0;

@@ -3,9 +3,20 @@
 
 namespace bidding {
 
+void session_registry::set_hooks(hooks h) { hooks_ = std::move(h); }
+
 void session_registry::join(auction_id id, const std::shared_ptr<websocket_session>& session) {
     std::lock_guard lock(mutex_);
-    if (rooms_[id].emplace(session.get(), session).second) {
+    auto& slot = rooms_[id];
+    if (!slot) {
+        slot = std::make_shared<room>();
+        // Under the registry lock, so subscribe and unsubscribe requests keep their order.
+        if (hooks_.first_joined) {
+            hooks_.first_joined(id);
+        }
+    }
+    std::lock_guard room_lock(slot->mutex);
+    if (slot->sessions.emplace(session.get(), session).second) {
         ++count_;
     }
 }
@@ -16,39 +27,112 @@ void session_registry::leave(auction_id id, const websocket_session* session) {
     if (it == rooms_.end()) {
         return;
     }
-    if (it->second.erase(session) > 0) {
-        --count_;
+    bool empty = false;
+    {
+        std::lock_guard room_lock(it->second->mutex);
+        if (it->second->sessions.erase(session) > 0) {
+            --count_;
+        }
+        empty = it->second->sessions.empty();
     }
-    if (it->second.empty()) {
+    if (empty) {
         rooms_.erase(it);
-    }
-}
-
-std::vector<std::shared_ptr<websocket_session>> session_registry::sessions_of(auction_id id) const {
-    std::vector<std::shared_ptr<websocket_session>> out;
-    std::lock_guard lock(mutex_);
-    const auto it = rooms_.find(id);
-    if (it == rooms_.end()) {
-        return out;
-    }
-    out.reserve(it->second.size());
-    for (const auto& [ptr, weak] : it->second) {
-        if (auto s = weak.lock()) {
-            out.push_back(std::move(s));
+        if (hooks_.last_left) {
+            hooks_.last_left(id);
         }
     }
-    return out;
 }
 
-void session_registry::broadcast(auction_id id, const fanout_batch& batch) {
-    for (const auto& s : sessions_of(id)) {
-        s->deliver(batch);
+std::shared_ptr<session_registry::room> session_registry::find(auction_id id) const {
+    std::lock_guard lock(mutex_);
+    const auto it = rooms_.find(id);
+    return it == rooms_.end() ? nullptr : it->second;
+}
+
+template <class Step>
+void session_registry::advance(auction_id id, Step&& step) {
+    const auto r = find(id);
+    if (!r) {
+        return;  // nobody here follows this auction
+    }
+    std::optional<seq_t> read_after;
+    // Released after the lock: dropping the last reference to a session runs its destructor,
+    // which leaves the room.
+    std::vector<std::shared_ptr<websocket_session>> recipients;
+    {
+        std::lock_guard lock(r->mutex);
+        auto out = step(r->feed);
+        if (!out.empty()) {
+            auto batch = std::make_shared<const std::vector<fanout_message>>(std::move(out));
+            recipients.reserve(r->sessions.size());
+            for (const auto& [ptr, weak] : r->sessions) {
+                if (auto s = weak.lock()) {
+                    s->deliver(batch);
+                    recipients.push_back(std::move(s));
+                }
+            }
+        }
+        if (r->feed.wants_fill() && hooks_.read_after) {
+            r->feed.fill_started();
+            read_after = r->feed.last();
+        }
+    }
+    if (read_after) {
+        hooks_.read_after(id, *read_after, fill_limit);
+    }
+}
+
+void session_registry::baseline(auction_id id, seq_t last_seq) {
+    advance(id, [&](auction_feed& f) { return f.baseline(last_seq); });
+}
+
+void session_registry::publish(auction_id id, std::vector<feed_event> events) {
+    advance(id, [&](auction_feed& f) {
+        std::vector<feed_event> out;
+        for (auto& e : events) {
+            auto ready = f.push(std::move(e));
+            out.insert(out.end(), std::make_move_iterator(ready.begin()), std::make_move_iterator(ready.end()));
+        }
+        return out;
+    });
+}
+
+void session_registry::fill_done(auction_id id, const std::vector<feed_event>& rows, bool complete) {
+    advance(id, [&](auction_feed& f) { return f.filled(rows, complete); });
+}
+
+void session_registry::fill_failed(auction_id id) {
+    if (const auto r = find(id)) {
+        std::lock_guard lock(r->mutex);
+        r->feed.fill_failed();
+    }
+}
+
+void session_registry::resync(auction_id id) {
+    advance(id, [](auction_feed& f) {
+        f.request_fill();
+        return std::vector<feed_event>{};
+    });
+}
+
+void session_registry::resync_all() {
+    for (const auto id : auctions()) {
+        resync(id);
     }
 }
 
 void session_registry::close_auction(auction_id id, const shared_text& message) {
-    for (const auto& s : sessions_of(id)) {
-        s->close_auction(message);
+    const auto r = find(id);
+    if (!r) {
+        return;
+    }
+    std::vector<std::shared_ptr<websocket_session>> recipients;  // released after the lock
+    std::lock_guard lock(r->mutex);
+    for (const auto& [ptr, weak] : r->sessions) {
+        if (auto s = weak.lock()) {
+            s->close_auction(message);
+            recipients.push_back(std::move(s));
+        }
     }
 }
 
@@ -57,8 +141,9 @@ void session_registry::shutdown_all(const shared_text& message) {
     {
         std::lock_guard lock(mutex_);
         all.reserve(count_);
-        for (const auto& [id, room] : rooms_) {
-            for (const auto& [ptr, weak] : room) {
+        for (const auto& [id, r] : rooms_) {
+            std::lock_guard room_lock(r->mutex);
+            for (const auto& [ptr, weak] : r->sessions) {
                 if (auto s = weak.lock()) {
                     all.push_back(std::move(s));
                 }
@@ -74,7 +159,7 @@ std::vector<auction_id> session_registry::auctions() const {
     std::lock_guard lock(mutex_);
     std::vector<auction_id> out;
     out.reserve(rooms_.size());
-    for (const auto& [id, room] : rooms_) {
+    for (const auto& [id, r] : rooms_) {
         out.push_back(id);
     }
     return out;

@@ -32,10 +32,11 @@ websocket::close_reason reason(std::uint16_t code, const char* text) {
 }  // namespace
 
 websocket_session::websocket_session(net::ip::tcp::socket&& socket, std::shared_ptr<server_context> ctx,
-                                     auction_id id)
+                                     auction_id id, std::optional<seq_t> since)
     : ws_(std::move(socket)),
       ctx_(std::move(ctx)),
       auction_(id),
+      since_(since),
       ping_timer_(ws_.get_executor()),
       idle_timer_(ws_.get_executor()) {
     beast::error_code ec;
@@ -91,7 +92,11 @@ void websocket_session::on_accept(beast::error_code ec) {
     ctx_->db.post([self = shared_from_this(), limit = ctx_->cfg.history_limit](postgres_store& store) {
         snapshot_result result;
         try {
-            result.snapshot = store.load_snapshot(self->auction_, limit);
+            result.snapshot = store.load_snapshot(self->auction_, limit, self->since_);
+            if (result.snapshot) {
+                // Where this pod's delivery of the auction starts, if it has not started yet.
+                self->ctx_->registry.baseline(self->auction_, result.snapshot->info.last_seq);
+            }
         } catch (const std::exception& e) {
             spdlog::warn("cannot load auction {}: {}", self->auction_, e.what());
             result.unavailable = true;
@@ -120,14 +125,9 @@ void websocket_session::on_snapshot(snapshot_result result) {
         return;
     }
     last_seq_ = snap.info.last_seq;
-    send(make_shared_text(serialize_initial_state(snap.info, snap.newest_first)));
-    for (const auto& m : early_) {
-        if (m.seq > last_seq_) {
-            send(m.text);
-            last_seq_ = m.seq;
-        }
-    }
-    early_.clear();
+    send(make_shared_text(since_ ? serialize_initial_state(snap.info, snap.entries, *since_, snap.truncated)
+                                 : serialize_initial_state(snap.info, snap.entries)));
+    release_held();
     touch();
     arm_ping();
     arm_idle();
@@ -187,6 +187,12 @@ void websocket_session::handle_text(std::string_view text) {
         return;
     }
     touch();
+    if (ctx_->draining) {
+        auto& bid = std::get<bid_request>(message);
+        send(make_shared_text(serialize_error(error_code::unavailable,
+                                              "the server is shutting down; the bid was not stored", bid.ref)));
+        return;
+    }
     ++bids_in_flight_;
     ctx_->bids.submit(auction_, std::move(std::get<bid_request>(message)), [self = shared_from_this()](shared_text reply) {
         net::post(self->ws_.get_executor(), [self, reply = std::move(reply)]() mutable { self->on_bid_reply(std::move(reply)); });
@@ -207,19 +213,70 @@ void websocket_session::deliver(fanout_batch batch) {
 }
 
 void websocket_session::on_deliver(const fanout_batch& batch) {
-    if (phase_ == phase::loading) {
-        early_.insert(early_.end(), batch->begin(), batch->end());
-        return;
-    }
-    if (phase_ != phase::live) {
+    if (phase_ == phase::loading || (phase_ == phase::live && filling_)) {
+        held_.insert(held_.end(), batch->begin(), batch->end());
         return;
     }
     for (const auto& m : *batch) {
-        if (m.seq > last_seq_) {  // exactly once, in order
-            send(m.text);
-            last_seq_ = m.seq;
+        take(m);
+    }
+}
+
+// Exactly once, in order, no gap: a message is sent only when it follows the last one sent.
+void websocket_session::take(const fanout_message& m) {
+    if (phase_ != phase::live || m.seq <= last_seq_) {
+        return;
+    }
+    if (filling_) {
+        held_.push_back(m);
+        return;
+    }
+    if (m.prev > last_seq_) {
+        // This client's snapshot is older than what the pod has delivered since (two first
+        // clients whose snapshots finished out of order): read the missing rows for it.
+        held_.push_back(m);
+        start_fill();
+        return;
+    }
+    send(m.text);
+    last_seq_ = m.seq;
+}
+
+void websocket_session::release_held() {
+    auto held = std::move(held_);
+    held_.clear();
+    for (const auto& m : held) {
+        take(m);
+    }
+}
+
+void websocket_session::start_fill() {
+    filling_ = true;
+    ctx_->db.post([self = shared_from_this(), after = last_seq_](postgres_store& store) {
+        std::optional<std::vector<history_entry>> rows;
+        try {
+            rows = store.history_after(self->auction_, after, session_registry::fill_limit);
+        } catch (const std::exception& e) {
+            spdlog::warn("cannot read auction {} after seq {}: {}", self->auction_, after, e.what());
+        }
+        net::post(self->ws_.get_executor(), [self, rows = std::move(rows)]() mutable { self->on_fill(std::move(rows)); });
+    });
+}
+
+void websocket_session::on_fill(std::optional<std::vector<history_entry>> rows) {
+    filling_ = false;
+    if (!rows) {
+        // Order can no longer be promised on this connection: the client reconnects with since.
+        close(reason(1013, "try again later"));
+        return;
+    }
+    for (const auto& row : *rows) {
+        if (row.seq > last_seq_) {
+            send(make_shared_text(serialize_new_bid(auction_, row)));
+            last_seq_ = row.seq;
         }
     }
+    release_held();
 }
 
 void websocket_session::close_auction(shared_text message) {

@@ -1,8 +1,9 @@
 #pragma once
 // The bid path between a session and Postgres. Bids of one auction form a lane: at most one
 // transaction per auction is in flight from this process, and the bids that queued up while it
-// ran are decided together, in arrival order, in the next one. Accepted bids are broadcast in
-// seq order before any sender is answered, so a sender sees its new_bid before bid_accepted.
+// ran are decided together, in arrival order, in the next one. After the commit, accepted bids
+// go to this pod's clients at once (not through Redis) and are published for the other pods;
+// only then is each sender answered, so a sender normally sees its new_bid before bid_accepted.
 #include <bidding/db_pool.hpp>
 #include <bidding/fanout.hpp>
 #include <bidding/protocol.hpp>
@@ -23,7 +24,10 @@ public:
     // (bid_accepted or error) for the sender alone.
     using reply_fn = std::function<void(shared_text)>;
 
-    bid_service(db_pool& db, session_registry& registry, std::size_t max_batch = 128);
+    // Called after each commit with the auction's newly accepted bids, to tell the other pods.
+    using publish_fn = std::function<void(auction_id, const std::vector<fanout_message>&)>;
+
+    bid_service(db_pool& db, session_registry& registry, publish_fn publish = {}, std::size_t max_batch = 128);
 
     void submit(auction_id id, bid_request request, reply_fn reply);
 
@@ -47,6 +51,7 @@ private:
 
     db_pool& db_;
     session_registry& registry_;
+    publish_fn publish_;
     std::size_t max_batch_;
     std::mutex mutex_;
     std::condition_variable idle_;

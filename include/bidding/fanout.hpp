@@ -12,8 +12,9 @@ namespace bidding {
 using shared_text = std::shared_ptr<const std::string>;
 
 struct fanout_message {
+    seq_t prev{0};  // seq of the auction's accepted bid before this one (0: none): a gap shows
     seq_t seq{0};
-    shared_text text;
+    shared_text text;  // the serialized new_bid
 };
 
 // Consecutive accepted bids of one auction, in increasing seq.

@@ -13,15 +13,22 @@ namespace bidding {
 // id that is not a positive 64-bit integer ("0", "-1", "abc", "99999999999999999999").
 std::optional<auction_id> match_ws_bid_path(std::string_view target);
 
+// The value of one query parameter ("since" in "/ws/bid/1?since=5&x=y"), undecoded.
+std::optional<std::string_view> query_param(std::string_view target, std::string_view name);
+
 struct upgrade_decision {
     unsigned status{0};  // 0: upgrade; otherwise the HTTP status to answer with
     auction_id id{0};
+    std::optional<seq_t> since;  // ?since=SEQ: the client's last seen seq
 };
 
 // The checks before a WebSocket upgrade: Host and Origin against ALLOWED_HOSTS (403), then
-// the path (404).
+// the path (404), then ?since= (400 unless a non-negative integer).
 upgrade_decision decide_upgrade(const std::vector<std::string>& allowed_hosts, std::string_view target,
                                 std::string_view host, std::optional<std::string_view> origin);
+
+// The JSON body of a refused upgrade (400, 403 or 404).
+std::string upgrade_refusal_body(unsigned status);
 
 struct http_reply {
     unsigned status{200};

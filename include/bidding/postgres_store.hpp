@@ -25,12 +25,16 @@ class store_unavailable : public std::runtime_error {
 
 struct auction_snapshot {
     auction info;
-    std::vector<history_entry> newest_first;  // at most the requested limit
+    // Without `since`: the newest entries, newest first. With it: the entries after `since`,
+    // oldest first; when more than the limit are, the newest `limit` of them and truncated.
+    std::vector<history_entry> entries;
+    bool truncated{false};
 };
 
 struct bid_outcome {
     bid_verdict verdict{bid_verdict::closed};
     history_entry entry;        // the stored row, when accepted
+    seq_t prev_seq{0};          // the auction's accepted bid before it, when accepted
     cents current_price{0};     // the price the bid had to beat, when too low
 };
 
@@ -52,7 +56,11 @@ public:
     postgres_store& operator=(const postgres_store&) = delete;
 
     // nullopt when the auction does not exist.
-    std::optional<auction_snapshot> load_snapshot(auction_id id, std::size_t history_limit);
+    std::optional<auction_snapshot> load_snapshot(auction_id id, std::size_t history_limit,
+                                                  std::optional<seq_t> since = std::nullopt);
+
+    // The auction's history after `after_seq`, oldest first, at most `limit` rows.
+    std::vector<history_entry> history_after(auction_id id, seq_t after_seq, std::size_t limit);
 
     // Decides the bids in order inside one transaction holding the auction's row lock: each is
     // judged against the price left by the one before it. Returns nullopt when the auction is gone.

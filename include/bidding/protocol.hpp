@@ -55,6 +55,10 @@ std::optional<std::string> normalize_name(std::string_view raw, std::string* err
 
 // Server messages, serialized once and shared by every recipient.
 std::string serialize_initial_state(const auction& a, const std::vector<history_entry>& newest_first);
+// The reconnect form (?since=SEQ): entries oldest first, plus "since" and, when the client
+// missed more than it gets, "truncated":true.
+std::string serialize_initial_state(const auction& a, const std::vector<history_entry>& oldest_first, seq_t since,
+                                    bool truncated);
 std::string serialize_new_bid(auction_id id, const history_entry& entry);
 std::string serialize_bid_accepted(const history_entry& entry, const std::optional<std::string>& ref);
 std::string serialize_error(error_code code, std::string_view message, const std::optional<std::string>& ref,

@@ -1,9 +1,14 @@
 #pragma once
-// Which sessions follow which auction. Holds non-owning pointers: a session joins once its
-// handshake is done and leaves in its destructor. Sending happens outside the lock.
+// Which sessions follow which auction on this pod, and the order in which each auction's
+// accepted bids reach them. One room per auction with at least one session: its sessions
+// (non-owning: a session joins after its handshake and leaves in its destructor) and its
+// auction_feed. Everything a room delivers is posted to the sessions under the room's lock,
+// so every session receives an auction's messages in the feed's order.
+#include <bidding/auction_feed.hpp>
 #include <bidding/fanout.hpp>
 
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <unordered_map>
@@ -15,11 +20,31 @@ class websocket_session;
 
 class session_registry {
 public:
+    struct hooks {
+        std::function<void(auction_id)> first_joined;  // subscribe to the auction's channel
+        std::function<void(auction_id)> last_left;     // unsubscribe
+        // Read the auction's history after `after_seq` from Postgres (at most `limit` rows,
+        // ascending) and hand it to fill_done, or call fill_failed.
+        std::function<void(auction_id, seq_t after_seq, std::size_t limit)> read_after;
+    };
+
+    static constexpr std::size_t fill_limit = 1000;
+
+    void set_hooks(hooks h);
+
     void join(auction_id id, const std::shared_ptr<websocket_session>& session);
     void leave(auction_id id, const websocket_session* session);
 
-    // new_bid messages to every session of the auction.
-    void broadcast(auction_id id, const fanout_batch& batch);
+    // A session's snapshot ended at `last_seq` (see auction_feed::baseline).
+    void baseline(auction_id id, seq_t last_seq);
+    // Accepted bids of one auction from the local bid path or from Redis.
+    void publish(auction_id id, std::vector<feed_event> events);
+    void fill_done(auction_id id, const std::vector<feed_event>& rows, bool complete);
+    void fill_failed(auction_id id);
+    // Check Postgres for what this pod may have missed of one auction, or of all of them.
+    void resync(auction_id id);
+    void resync_all();
+
     // bid_closed to every session of the auction, which then closes with 4003.
     void close_auction(auction_id id, const shared_text& message);
     // server_shutdown to every session, which then closes with 1012.
@@ -29,12 +54,21 @@ public:
     std::size_t size() const;
 
 private:
-    using room = std::unordered_map<const websocket_session*, std::weak_ptr<websocket_session>>;
+    struct room {
+        std::mutex mutex;
+        std::unordered_map<const websocket_session*, std::weak_ptr<websocket_session>> sessions;
+        auction_feed feed;
+    };
 
-    std::vector<std::shared_ptr<websocket_session>> sessions_of(auction_id id) const;
+    std::shared_ptr<room> find(auction_id id) const;
+    // Runs `step` on the room's feed under its lock, delivers what it returns, and starts a
+    // read from Postgres when the feed wants one.
+    template <class Step>
+    void advance(auction_id id, Step&& step);
 
+    hooks hooks_;
     mutable std::mutex mutex_;
-    std::unordered_map<auction_id, room> rooms_;
+    std::unordered_map<auction_id, std::shared_ptr<room>> rooms_;
     std::size_t count_{0};
 };
 

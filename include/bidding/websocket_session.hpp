@@ -27,7 +27,9 @@ public:
     // Bids of one client awaiting their reply; beyond it reading pauses (back-pressure).
     static constexpr int max_bids_in_flight = 32;
 
-    websocket_session(boost::asio::ip::tcp::socket&& socket, std::shared_ptr<server_context> ctx, auction_id id);
+    // `since`: the client reconnects having seen up to that seq (?since=SEQ).
+    websocket_session(boost::asio::ip::tcp::socket&& socket, std::shared_ptr<server_context> ctx, auction_id id,
+                      std::optional<seq_t> since);
     ~websocket_session();
 
     // Completes the upgrade of `req` (already validated: host, origin, path).
@@ -52,6 +54,10 @@ private:
     void handle_text(std::string_view text);
     void on_bid_reply(shared_text reply);
     void on_deliver(const fanout_batch& batch);
+    void take(const fanout_message& m);
+    void release_held();
+    void start_fill();
+    void on_fill(std::optional<std::vector<history_entry>> rows);
 
     void send(shared_text message);
     void do_write();
@@ -69,6 +75,7 @@ private:
     boost::beast::flat_buffer buffer_;
     std::shared_ptr<server_context> ctx_;
     const auction_id auction_;
+    const std::optional<seq_t> since_;
     std::string peer_;
     boost::asio::steady_timer ping_timer_;
     boost::asio::steady_timer idle_timer_;
@@ -80,7 +87,9 @@ private:
     bool writing_{false};
     int bids_in_flight_{0};
     seq_t last_seq_{0};
-    std::vector<fanout_message> early_;  // new_bid received while initial_state is being loaded
+    // new_bid held while initial_state is loading, or while a gap is read from Postgres
+    std::vector<fanout_message> held_;
+    bool filling_{false};
     std::deque<shared_text> queue_;
     std::optional<boost::beast::websocket::close_reason> close_reason_;
     std::chrono::steady_clock::time_point last_activity_;

@@ -37,6 +37,25 @@ TEST(DecideUpgrade, BadIdGives404AndGoodRequestUpgrades) {
     EXPECT_EQ(ok.id, 7);
 }
 
+TEST(DecideUpgrade, SinceIsANonNegativeIntegerOrTheRequestIs400) {
+    const auto ok = decide_upgrade(local_hosts, "/ws/bid/3?since=17", "localhost", std::nullopt);
+    EXPECT_EQ(ok.status, 0u);
+    EXPECT_EQ(ok.since, 17);
+    EXPECT_EQ(decide_upgrade(local_hosts, "/ws/bid/3/?x=1&since=0", "localhost", std::nullopt).since, 0);
+    EXPECT_FALSE(decide_upgrade(local_hosts, "/ws/bid/3", "localhost", std::nullopt).since.has_value())
+        << "without since the client gets the newest-first history";
+    for (const char* bad : {"/ws/bid/3?since=", "/ws/bid/3?since=-1", "/ws/bid/3?since=abc", "/ws/bid/3?since=1.5",
+                            "/ws/bid/3?since=99999999999999999999", "/ws/bid/3?since"}) {
+        EXPECT_EQ(decide_upgrade(local_hosts, bad, "localhost", std::nullopt).status, 400u) << bad;
+    }
+}
+
+TEST(QueryParam, FindsTheNamedParameter) {
+    EXPECT_EQ(query_param("/p?a=1&since=5", "since"), "5");
+    EXPECT_EQ(query_param("/p?sincere=5", "since"), std::nullopt);
+    EXPECT_EQ(query_param("/p", "since"), std::nullopt);
+}
+
 TEST(RouteHttp, HealthzAndUpgradeRequiredAndNotFound) {
     EXPECT_EQ(route_http("GET", "/healthz").status, 200u);
     EXPECT_EQ(route_http("POST", "/healthz").status, 405u);

@@ -266,6 +266,26 @@ TEST(Serialize, InitialState) {
               R"("initial_price":"100.00","current_price":"123.66","last_seq":0},"data":[]})");
 }
 
+TEST(Serialize, InitialStateSinceCarriesSinceAndTruncated) {
+    auction a;
+    a.id = 2;
+    a.name = "Antique Vase";
+    a.initial_price = 20000;
+    a.current_price = 20100;
+    a.last_seq = 9;
+    const std::vector<history_entry> oldest_first{entry(7, "a", 20050, "2026-11-25T14:00:00.000Z"),
+                                                  entry(9, "b", 20100, "2026-11-25T14:00:01.000Z")};
+    EXPECT_EQ(serialize_initial_state(a, oldest_first, 5, false),
+              R"({"type":"initial_state","bid":{"id":2,"name":"Antique Vase","status":"open",)"
+              R"("initial_price":"200.00","current_price":"201.00","last_seq":9},"data":[)"
+              R"({"seq":7,"bidder":"a","price":"200.50","added_at":"2026-11-25T14:00:00.000Z"},)"
+              R"({"seq":9,"bidder":"b","price":"201.00","added_at":"2026-11-25T14:00:01.000Z"}],"since":5})")
+        << "a reconnecting client needs the entries after its seq, oldest first, and to know they are";
+    EXPECT_NE(serialize_initial_state(a, oldest_first, 0, true).find(R"("since":0,"truncated":true})"),
+              std::string::npos)
+        << "a client that missed more than HISTORY_LIMIT must be told";
+}
+
 TEST(Serialize, NewBid) {
     EXPECT_EQ(serialize_new_bid(1, entry(43, "bk", 12367, "2026-11-25T14:00:01.000Z")),
               R"({"type":"new_bid","bid_id":1,"seq":43,"bidder":"bk","price":"123.67",)"
