@@ -71,8 +71,8 @@ void bid_service::decide(postgres_store& store, auction_id id, std::vector<pendi
         // store_unavailable, or a commit that could not be read back: nothing is acknowledged.
         spdlog::error("bids on auction {} not stored: {}", id, e.what());
         for (auto& p : batch) {
-            p.reply(make_shared_text(serialize_error(
-                error_code::unavailable, "the database is unavailable; the bid was not stored", p.request.ref)));
+            p.reply(0, make_shared_text(serialize_error(
+                           error_code::unavailable, "the database is unavailable; the bid was not stored", p.request.ref)));
         }
         return;
     }
@@ -98,6 +98,7 @@ void bid_service::decide(postgres_store& store, auction_id id, std::vector<pendi
     for (std::size_t i = 0; i < batch.size(); ++i) {
         const auto& req = batch[i].request;
         std::string reply;
+        seq_t accepted_seq = 0;
         if (!outcomes) {
             reply = serialize_error(error_code::bid_closed, "this auction no longer exists", req.ref);
         } else {
@@ -105,6 +106,7 @@ void bid_service::decide(postgres_store& store, auction_id id, std::vector<pendi
             switch (o.verdict) {
             case bid_verdict::accepted:
                 reply = serialize_bid_accepted(o.entry, req.ref);
+                accepted_seq = o.entry.seq;
                 break;
             case bid_verdict::price_too_low:
                 reply = serialize_error(error_code::price_too_low, price_too_low_message(o.current_price), req.ref,
@@ -118,7 +120,7 @@ void bid_service::decide(postgres_store& store, auction_id id, std::vector<pendi
                 break;
             }
         }
-        batch[i].reply(make_shared_text(std::move(reply)));
+        batch[i].reply(accepted_seq, make_shared_text(std::move(reply)));
     }
 }
 

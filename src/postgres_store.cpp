@@ -54,6 +54,11 @@ auction auction_from(const pqxx::row& r, const std::vector<history_entry>& newes
 
 }  // namespace
 
+struct postgres_store::connection_holder {
+    explicit connection_holder(const std::string& conninfo) : conn(conninfo) {}
+    pqxx::connection conn;
+};
+
 postgres_store::postgres_store(std::string conninfo) : conninfo_(std::move(conninfo)) {}
 
 postgres_store::~postgres_store() = default;
@@ -61,18 +66,18 @@ postgres_store::~postgres_store() = default;
 void postgres_store::drop_connection() noexcept { conn_.reset(); }
 
 pqxx::connection_base& postgres_store::conn() {
-    if (conn_ && !conn_->is_open()) {
+    if (conn_ && !conn_->conn.is_open()) {
         conn_.reset();
     }
     if (!conn_) {
         try {
-            conn_ = std::make_unique<pqxx::connection>(conninfo_);
+            conn_ = std::make_unique<connection_holder>(conninfo_);
         } catch (const std::exception& e) {
             // libpq's message names host and port, never the password.
             throw store_unavailable(std::string("cannot connect to Postgres: ") + e.what());
         }
     }
-    return *conn_;
+    return conn_->conn;
 }
 
 void postgres_store::connect() { (void)conn(); }

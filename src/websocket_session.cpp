@@ -194,17 +194,30 @@ void websocket_session::handle_text(std::string_view text) {
         return;
     }
     ++bids_in_flight_;
-    ctx_->bids.submit(auction_, std::move(std::get<bid_request>(message)), [self = shared_from_this()](shared_text reply) {
-        net::post(self->ws_.get_executor(), [self, reply = std::move(reply)]() mutable { self->on_bid_reply(std::move(reply)); });
-    });
+    ctx_->bids.submit(auction_, std::move(std::get<bid_request>(message)),
+                      [self = shared_from_this()](seq_t accepted_seq, shared_text reply) {
+                          net::post(self->ws_.get_executor(), [self, accepted_seq, reply = std::move(reply)]() mutable {
+                              self->on_bid_reply(accepted_seq, std::move(reply));
+                          });
+                      });
 }
 
-void websocket_session::on_bid_reply(shared_text reply) {
+void websocket_session::on_bid_reply(seq_t accepted_seq, shared_text reply) {
     --bids_in_flight_;
-    send(std::move(reply));
+    replies_.emplace_back(accepted_seq, std::move(reply));
+    flush_replies();
     if (read_paused_) {
         read_paused_ = false;
         do_read();
+    }
+}
+
+// The bidder sees its new_bid before its bid_accepted, even when this pod is still catching up
+// on bids from other pods that precede it.
+void websocket_session::flush_replies() {
+    while (!replies_.empty() && replies_.front().first <= last_seq_) {
+        send(std::move(replies_.front().second));
+        replies_.pop_front();
     }
 }
 
@@ -240,6 +253,7 @@ void websocket_session::take(const fanout_message& m) {
     }
     send(m.text);
     last_seq_ = m.seq;
+    flush_replies();
 }
 
 void websocket_session::release_held() {
@@ -276,6 +290,7 @@ void websocket_session::on_fill(std::optional<std::vector<history_entry>> rows) 
             last_seq_ = row.seq;
         }
     }
+    flush_replies();
     release_held();
 }
 

@@ -20,9 +20,9 @@ namespace bidding {
 
 class bid_service {
 public:
-    // Called once per submitted bid, from a database thread, with the serialized reply
-    // (bid_accepted or error) for the sender alone.
-    using reply_fn = std::function<void(shared_text)>;
+    // Called once per submitted bid, from a database thread, with the serialized reply for the
+    // sender alone: bid_accepted with the seq it acknowledges, or an error with seq 0.
+    using reply_fn = std::function<void(seq_t accepted_seq, shared_text reply)>;
 
     // Called after each commit with the auction's newly accepted bids, to tell the other pods.
     using publish_fn = std::function<void(auction_id, const std::vector<fanout_message>&)>;

@@ -83,7 +83,8 @@ private:
     auto with_connection(F&& body);
 
     std::string conninfo_;
-    std::unique_ptr<pqxx::connection_base> conn_;
+    struct connection_holder;  // owns the concrete pqxx::connection (its base has no virtual destructor)
+    std::unique_ptr<connection_holder> conn_;
 };
 
 }  // namespace bidding

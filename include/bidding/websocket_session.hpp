@@ -52,7 +52,8 @@ private:
     void do_read();
     void on_read(boost::beast::error_code ec, std::size_t bytes);
     void handle_text(std::string_view text);
-    void on_bid_reply(shared_text reply);
+    void on_bid_reply(seq_t accepted_seq, shared_text reply);
+    void flush_replies();
     void on_deliver(const fanout_batch& batch);
     void take(const fanout_message& m);
     void release_held();
@@ -91,6 +92,8 @@ private:
     std::vector<fanout_message> held_;
     bool filling_{false};
     std::deque<shared_text> queue_;
+    // Replies in decision order; a bid_accepted waits until its new_bid has been sent.
+    std::deque<std::pair<seq_t, shared_text>> replies_;
     std::optional<boost::beast::websocket::close_reason> close_reason_;
     std::chrono::steady_clock::time_point last_activity_;
 };

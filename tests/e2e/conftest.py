@@ -37,6 +37,35 @@ def redis():
     instance.stop()
 
 
+def _keep_log(request, path, label: str) -> None:
+    """Copies a dedicated service's log to test-artifacts/e2e/ when the test failed."""
+    if getattr(request.node, "e2e_failed", False) and path is not None and Path(path).exists():
+        try:
+            harness.ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, harness.ARTIFACTS / f"{request.node.name}-{label}.log")
+        except OSError:
+            pass
+
+
+@pytest.fixture
+def dedicated_redis(request):
+    """A Redis of this test alone, which it may kill and restart (same port) without disturbing others."""
+    instance = harness.Redis().start()
+    yield instance
+    _keep_log(request, instance.dir and instance.dir / "redis.log", "redis")
+    instance.stop()
+
+
+@pytest.fixture
+def dedicated_postgres(request):
+    """A Postgres cluster of this test alone, which it may stop or crash and restart (same port);
+    durable, so a crash loses no committed transaction."""
+    pg = harness.Postgres(durable=True).start()
+    yield pg
+    _keep_log(request, pg.dir and pg.log_path, "postgres")
+    pg.stop()
+
+
 @pytest.fixture
 def fresh_db(postgres):
     """An empty database of its own (no schema): for migrate/seed tests."""
@@ -78,6 +107,8 @@ def module_server(workdir, seeded_db):
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
+    if report.failed:
+        item.e2e_failed = True  # read by the dedicated fixtures' teardown
     if report.failed and harness.LIVE_SERVERS:
         for server in list(harness.LIVE_SERVERS):
             saved = server.save_artifact(item.nodeid)

@@ -142,8 +142,11 @@ class Postgres:
     host = "127.0.0.1"
     user = "bidding"
 
-    def __init__(self) -> None:
+    def __init__(self, durable: bool = False) -> None:
+        """durable=True keeps synchronous_commit on, so a crash (halt("immediate")) loses no
+        committed transaction; by default commits are asynchronous (faster, fine without crashes)."""
         self.password = secrets.token_hex(16)
+        self.durable = durable
         self.dir: Path | None = None
         self.port: int | None = None
 
@@ -181,19 +184,43 @@ class Postgres:
         last_error = ""
         for _ in range(3):  # another process may grab the free port between bind and listen
             self.port = free_port()
-            options = (f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.dir}"
-                       " -c fsync=off -c synchronous_commit=off -c full_page_writes=off")
-            result = self._run(PG_BIN / "pg_ctl", "start", "-D", self.data_dir, "-l", self.log_path,
-                               "-w", "-t", "30", "-o", options, check=False, timeout=60)
+            result = self._pg_ctl_start()
             if result.returncode == 0:
                 break
             last_error = f"{result.stdout}{result.stderr}\n{tail(self.log_path, 20)}"
         else:
             raise RuntimeError(f"Postgres did not start:\n{last_error}")
+        self._wait_ready()
+        return self
+
+    def _pg_ctl_start(self) -> subprocess.CompletedProcess:
+        # fsync=off is safe for a crash of Postgres itself (the OS keeps what was written);
+        # synchronous_commit=off is not: the last ~200 ms of commits die with the process.
+        options = (f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.dir}"
+                   f" -c fsync=off -c full_page_writes=off -c synchronous_commit={'on' if self.durable else 'off'}")
+        return self._run(PG_BIN / "pg_ctl", "start", "-D", self.data_dir, "-l", self.log_path,
+                         "-w", "-t", "30", "-o", options, check=False, timeout=60)
+
+    def _wait_ready(self) -> None:
         wait_until(lambda: self._run(PG_BIN / "pg_isready", "-q", "-h", self.host, "-p", self.port,
                                      check=False, timeout=10).returncode == 0,
                    timeout=30, what=f"Postgres answering on port {self.port}", interval=0.1)
-        return self
+
+    def halt(self, mode: str = "fast") -> None:
+        """Stops the Postgres server but keeps its data, so that resume() brings it back on the same
+        port. `mode` is pg_ctl's: "fast" (disconnect clients, abort their transactions) or
+        "immediate" (like a crash)."""
+        assert self.dir is not None, "halt() needs a started Postgres"
+        self._run(PG_BIN / "pg_ctl", "stop", "-D", self.data_dir, "-m", mode, "-w", "-t", "30", timeout=60)
+
+    def resume(self) -> None:
+        """Starts the halted server again on the same port and waits until it answers."""
+        assert self.dir is not None and self.port is not None, "resume() needs a halted Postgres"
+        result = self._pg_ctl_start()
+        if result.returncode != 0:
+            raise RuntimeError(f"Postgres did not restart on port {self.port}:\n{result.stdout}{result.stderr}\n"
+                               f"{tail(self.log_path, 20)}")
+        self._wait_ready()
 
     def stop(self) -> None:
         if self.dir is None:
@@ -284,24 +311,61 @@ class Redis:
 
     def start(self) -> "Redis":
         self.dir = Path(tempfile.mkdtemp(prefix="bidding-e2e-redis-"))
-        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         for _ in range(3):
             self.port = free_port()
-            log = open(self.dir / "redis.log", "ab")
-            self.proc = subprocess.Popen(
-                [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                 "--appendonly", "no", "--dir", str(self.dir), "--daemonize", "no"],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-            log.close()
-            try:
-                wait_until(lambda: self.proc.poll() is not None or self.ping(), timeout=20,
-                           what=f"Redis answering PING on port {self.port}")
-            except TimeoutError:
-                stop_process(self.proc)
-                raise
-            if self.proc.poll() is None:
+            if self._launch():
                 return self
         raise RuntimeError(f"Redis did not start:\n{tail(self.dir / 'redis.log', 20)}")
+
+    def _launch(self) -> bool:
+        """Starts redis-server on self.port; True once it answers PING, False if it exited."""
+        assert self.dir is not None
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        log = open(self.dir / "redis.log", "ab")
+        self.proc = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.dir), "--daemonize", "no"],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        log.close()
+        try:
+            wait_until(lambda: self.proc.poll() is not None or self.ping(), timeout=20,
+                       what=f"Redis answering PING on port {self.port}")
+        except TimeoutError:
+            stop_process(self.proc)
+            raise
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: Redis vanishes at once (every connection reset); restart() brings it back."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+    def restart(self) -> None:
+        """Starts redis-server again on the SAME port (empty: no persistence), after kill()."""
+        assert self.dir is not None and self.port is not None, "restart() needs a Redis that was started"
+        deadline = time.monotonic() + 10
+        while not self._launch():  # the port may linger a moment after the kill
+            if time.monotonic() >= deadline:
+                raise RuntimeError(f"Redis did not restart on port {self.port}:\n{tail(self.dir / 'redis.log', 20)}")
+            time.sleep(0.1)
+
+    def command(self, *args: str, timeout: float = 2.0) -> Any:
+        """Runs one Redis command over a fresh connection (raw RESP) and returns its parsed reply."""
+        payload = f"*{len(args)}\r\n".encode()
+        for arg in args:
+            data = str(arg).encode()
+            payload += b"$%d\r\n%s\r\n" % (len(data), data)
+        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as s:
+            s.sendall(payload)
+            with s.makefile("rb") as stream:
+                return _read_resp(stream)
+
+    def numsub(self, channel: str) -> int:
+        """How many connections are subscribed to `channel` (PUBSUB NUMSUB)."""
+        reply = self.command("PUBSUB", "NUMSUB", channel)
+        return int(reply[1])
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -310,6 +374,31 @@ class Redis:
         if self.dir is not None:
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None
+
+
+def _read_resp(stream) -> Any:
+    line = stream.readline()
+    if not line.endswith(b"\r\n"):
+        raise ConnectionError(f"Redis closed the connection or sent a bad reply: {line!r}")
+    kind, rest = line[:1], line[1:-2]
+    if kind == b"+":
+        return rest.decode()
+    if kind == b"-":
+        raise RuntimeError(f"Redis error: {rest.decode()}")
+    if kind == b":":
+        return int(rest)
+    if kind == b"$":
+        size = int(rest)
+        return None if size < 0 else stream.read(size + 2)[:-2].decode()
+    if kind == b"*":
+        size = int(rest)
+        return None if size < 0 else [_read_resp(stream) for _ in range(size)]
+    raise ConnectionError(f"unexpected RESP reply {line!r}")
+
+
+def auction_channel(bid_id: int) -> str:
+    """The Redis channel of an auction's fan-out."""
+    return f"bidding:auction:{bid_id}"
 
 
 # --------------------------------------------------------------------------- the binary
@@ -368,6 +457,7 @@ class Server:
         self.log_path = log_path
         self.env = env
         self.name = name
+        self.exit_expected = False  # set when the test itself makes the server exit (SIGTERM drain)
 
     @property
     def http_url(self) -> str:
@@ -384,6 +474,11 @@ class Server:
 
     def alive(self) -> bool:
         return self.proc.poll() is None
+
+    def send_signal(self, sig: int) -> None:
+        """Sends `sig` to the server; the exit that follows is expected (not reported as a crash)."""
+        self.exit_expected = True
+        self.proc.send_signal(sig)
 
     def save_artifact(self, label: str) -> Path | None:
         """Copies the full log to test-artifacts/e2e/ (kept after the run, ignored by git)."""
@@ -472,22 +567,33 @@ class ServerPool:
         self.servers: list[Server] = []
 
     def __call__(self, db: Database | None = None, *, env: dict[str, str | None] | None = None,
-                 use_redis: bool = False, name: str = "server") -> Server:
+                 use_redis: bool = False, redis: Redis | None = None, name: str = "server") -> Server:
+        """Starts a server on `db`. With use_redis=True it uses the pool's Redis (the redis fixture);
+        `redis=` gives it another Redis (a test's own instance)."""
         db = db or self.default_db
         assert db is not None, "start_server needs a database"
         redis_url = ""
-        if use_redis:
+        if redis is not None:
+            redis_url = redis.url
+        elif use_redis:
             assert self.redis is not None, "start_server(use_redis=True) needs the redis fixture"
             redis_url = self.redis.url
         server = start_server(db.url, self.workdir, redis_url=redis_url, env=env, name=name)
         self.servers.append(server)
         return server
 
+    def pods(self, count: int, db: Database | None = None, *, redis: Redis | None = None,
+             env: dict[str, str | None] | None = None, prefix: str = "pod") -> list[Server]:
+        """`count` servers ("pods") sharing one database and one Redis: pod-a, pod-b, ..."""
+        redis = redis or self.redis
+        assert redis is not None, "pods() needs a Redis: the redis fixture or redis="
+        return [self(db, env=env, redis=redis, name=f"{prefix}-{chr(ord('a') + i)}") for i in range(count)]
+
     def stop_all(self) -> list[str]:
         """Stops every server; returns complaints about servers that had died on their own."""
         problems = []
         for server in self.servers:
-            if not server.alive():
+            if not server.alive() and not server.exit_expected:
                 problems.append(f"bidding-server ({server.name}, port {server.port}) exited on its own with "
                                 f"code {server.proc.returncode} during the test; log tail:\n{server.log_tail()}")
             server.stop()
@@ -591,3 +697,278 @@ def history(db: Database, bid_id: int) -> list[tuple[int, str, str]]:
     rows = db.query("SELECT id, bidder_name, price::text FROM bids_bidhistory WHERE bid_id = %s ORDER BY id",
                     (bid_id,))
     return [(int(r[0]), r[1], r[2]) for r in rows]
+
+
+# --------------------------------------------------------------------------- multi-pod helpers
+
+async def eventually(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
+    """Async polling with a deadline (for things that are not messages, e.g. Redis subscriptions):
+    AssertionError naming `what` if `predicate` is still falsy after `timeout` s."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = await asyncio.to_thread(predicate)
+        if result:
+            return result
+        if loop.time() >= deadline:
+            raise AssertionError(f"{what}: not reached within {timeout} s")
+        await asyncio.sleep(interval)
+
+
+def is_reply(ref: str) -> Callable[[dict], bool]:
+    """Matches the one reply (bid_accepted or error) to the bid sent with `ref`."""
+    return lambda m: m.get("ref") == ref and m.get("type") in ("bid_accepted", "error")
+
+
+class WsClient:
+    """One WebSocket client of an auction whose messages are read in the background.
+
+    `open()` connects and reads initial_state (kept in `state`); every later message except pings is
+    appended to `messages` (with its arrival time). `wait_for`/`wait_until` wake on each message,
+    so tests wait for events, never for a fixed time."""
+
+    def __init__(self, name: str, url: str):
+        self.name = name
+        self.url = url
+        self.ws = None
+        self.state: dict | None = None
+        self.messages: list[dict] = []
+        self.arrival: dict[int, float] = {}  # id(message) -> time.monotonic() at arrival
+        self.seen_seqs: set[int] = set()
+        self.closed = asyncio.Event()
+        self.close_code: int | None = None
+        self.close_reason: str | None = None
+        self.reader_error: BaseException | None = None
+        self._waiters: list[asyncio.Future] = []
+        self._reader: asyncio.Future | None = None
+
+    async def open(self, timeout: float = 10.0) -> dict:
+        self.ws = await ws_connect(self.url)
+        self.state = await initial_state(self.ws, timeout)
+        self._reader = asyncio.ensure_future(self._read())
+        return self.state
+
+    @property
+    def last_seq(self) -> int:
+        """The newest seq this client knows: from its new_bids, else its initial_state."""
+        seqs = self.seqs()
+        return seqs[-1] if seqs else self.state["bid"]["last_seq"]
+
+    async def _read(self) -> None:
+        try:
+            async for raw in self.ws:
+                message = json.loads(raw) if isinstance(raw, str) else {"binary": raw}
+                if message == {"type": "ping"}:
+                    continue
+                self.messages.append(message)
+                self.arrival[id(message)] = time.monotonic()
+                if message.get("type") == "new_bid":
+                    self.seen_seqs.add(message.get("seq"))
+                self._wake()
+        except websockets.exceptions.ConnectionClosed:
+            pass
+        except Exception as error:  # a non-JSON frame, ...: reported by wait_for
+            self.reader_error = error
+        finally:
+            self.close_code, self.close_reason = self.ws.close_code, self.ws.close_reason
+            self.closed.set()
+            self._wake()
+
+    def _wake(self) -> None:
+        for future in self._waiters:
+            if not future.done():
+                future.set_result(None)
+        self._waiters.clear()
+
+    async def _tick(self, remaining: float) -> None:
+        future = asyncio.get_running_loop().create_future()
+        self._waiters.append(future)
+        try:
+            await asyncio.wait_for(future, remaining)
+        except asyncio.TimeoutError:
+            pass
+
+    def _describe(self) -> str:
+        return (f"closed={self.closed.is_set()} (code {self.close_code}, reason {self.close_reason!r}), "
+                f"reader error {self.reader_error!r}, last messages {self.messages[-4:]}")
+
+    async def wait_for(self, predicate: Callable[[dict], bool], timeout: float, what: str) -> dict:
+        """The first message (since initial_state) matching `predicate`, waiting for it if needed."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        scanned = 0
+        while True:
+            for message in self.messages[scanned:]:
+                if predicate(message):
+                    return message
+            scanned = len(self.messages)
+            if self.closed.is_set():
+                raise AssertionError(f"{self.name}: the connection ended before {what}; {self._describe()}")
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise AssertionError(f"{self.name}: {what} did not arrive within {timeout} s; {self._describe()}")
+            await self._tick(remaining)
+
+    async def wait_until(self, condition: Callable[[], bool], timeout: float, what: str,
+                         allow_closed: bool = False) -> None:
+        """Waits until `condition()` holds, re-checking on each message."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not condition():
+            if self.closed.is_set() and not allow_closed:
+                raise AssertionError(f"{self.name}: the connection ended before {what}; {self._describe()}")
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise AssertionError(f"{self.name}: {what} not reached within {timeout} s; {self._describe()}")
+            await self._tick(min(remaining, 0.5) if self.closed.is_set() else remaining)
+
+    async def wait_closed(self, timeout: float, what: str = "the server's close") -> None:
+        try:
+            await asyncio.wait_for(self.closed.wait(), timeout)
+        except asyncio.TimeoutError:
+            raise AssertionError(f"{self.name}: {what} did not happen within {timeout} s; {self._describe()}") from None
+
+    def new_bids(self) -> list[dict]:
+        return [m for m in self.messages if m.get("type") == "new_bid"]
+
+    def seqs(self) -> list[int]:
+        return [m["seq"] for m in self.new_bids()]
+
+    def replies(self) -> list[dict]:
+        return [m for m in self.messages if m.get("type") in ("bid_accepted", "error")]
+
+    async def send_bid(self, bidder: str, price: str, ref: str) -> float:
+        """Sends a bid (price as a JSON string); returns the time it was sent."""
+        sent = time.monotonic()
+        await self.ws.send(bid_frame(bidder, json.dumps(price), ref))
+        return sent
+
+    async def bid(self, bidder: str, price: str, ref: str, timeout: float = 5.0) -> tuple[dict, float]:
+        """Sends a bid and waits for its reply: (reply, seconds from sending to the reply's arrival)."""
+        sent = await self.send_bid(bidder, price, ref)
+        reply = await self.wait_for(is_reply(ref), timeout, f"the reply to the bid {ref} ({bidder} {price})")
+        return reply, self.arrival[id(reply)] - sent
+
+    async def bid_accepted(self, bidder: str, price: str, ref: str, timeout: float = 5.0) -> dict:
+        reply, _ = await self.bid(bidder, price, ref, timeout)
+        assert reply["type"] == "bid_accepted", f"{self.name}: the bid {ref} ({bidder} {price}) must be accepted: {reply}"
+        return reply
+
+    async def close(self) -> None:
+        if self.ws is not None:
+            await self.ws.close()
+        if self._reader is not None:
+            await asyncio.wait([self._reader], timeout=5)
+
+    async def drop(self) -> None:
+        """Loses the connection abruptly (no close frame), as a client whose network vanished."""
+        self.ws.transport.abort()
+        if self._reader is not None:
+            await asyncio.wait([self._reader], timeout=5)
+
+
+async def open_clients(clients: Iterable[WsClient], timeout: float = 20.0) -> None:
+    await asyncio.gather(*(c.open(timeout) for c in clients))
+
+
+async def close_clients(clients: Iterable[WsClient]) -> None:
+    await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
+
+
+class PriceTicker:
+    """Ever-increasing prices ("100.01", "100.02", ...) shared by the bidders of one test, so that
+    every bid is unique, and a bid is refused only because a concurrent one went first."""
+
+    def __init__(self, start_cents: int = 10_001, step: int = 1):
+        self.cents = start_cents - step
+        self.step = step
+
+    def next(self) -> str:
+        self.cents += self.step
+        return f"{self.cents // 100}.{self.cents % 100:02d}"
+
+
+@dataclass
+class BidRecord:
+    client: str
+    bidder: str
+    price: str
+    ref: str
+    sent: float
+    reply: dict | None = None  # None: the connection ended before the reply
+    replied: float | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.reply is not None and self.reply.get("type") == "bid_accepted"
+
+    @property
+    def error_code(self) -> str | None:
+        return self.reply.get("code") if self.reply is not None and self.reply.get("type") == "error" else None
+
+
+async def bid_loop(client: WsClient, ticker: PriceTicker, stop: asyncio.Event, records: list[BidRecord],
+                   reply_timeout: float = 5.0, pause: float = 0.0) -> None:
+    """Bids continuously, one bid at a time, until `stop` is set or the server ends the connection.
+    Every bid is recorded with its reply and timing. A reply missing on an open connection fails."""
+    k = 0
+    while not stop.is_set() and not client.closed.is_set():
+        price = ticker.next()
+        ref = f"{client.name}-{k}"
+        k += 1
+        record = BidRecord(client.name, client.name, price, ref, time.monotonic())
+        records.append(record)
+        try:
+            record.sent = await client.send_bid(client.name, price, ref)
+        except websockets.exceptions.ConnectionClosed:
+            break
+        try:
+            reply = await client.wait_for(is_reply(ref), reply_timeout, f"the reply to the bid {ref}")
+        except AssertionError:
+            if client.closed.is_set():
+                break
+            raise
+        record.reply = reply
+        record.replied = client.arrival[id(reply)]
+        if pause:
+            await asyncio.sleep(pause)
+
+
+def check_stream(client: WsClient, stored: list[tuple[int, str, str]], complete: bool = True) -> None:
+    """The promise of new_bid: every stored bid after the client's initial_state last_seq arrives
+    exactly once, in increasing seq, with no gap, and as stored. With complete=False the client
+    left early: what it got must be a gap-free beginning of that sequence."""
+    after = client.state["bid"]["last_seq"]
+    expected = [row for row in stored if row[0] > after]
+    expected_seqs = [row[0] for row in expected]
+    got = client.seqs()
+    duplicates = sorted({s for s in got if got.count(s) > 1})
+    out_of_order = [(a, b) for a, b in zip(got, got[1:]) if a >= b][:5]
+    target = expected_seqs if complete else expected_seqs[:len(got)]
+    assert got == target, (
+        f"{client.name} must receive every accepted bid after its initial_state (last_seq {after}) exactly once, "
+        f"in increasing seq, with no gap{'' if complete else ' (up to when it was disconnected)'}: got {len(got)} "
+        f"new_bid vs {len(target)} stored; duplicates {duplicates}, out of order {out_of_order}, missing "
+        f"{sorted(set(target) - set(got))[:20]}, not stored/unexpected {sorted(set(got) - set(target))[:20]}")
+    by_seq = {row[0]: row for row in stored}
+    for message in client.new_bids():
+        row = by_seq[message["seq"]]
+        assert (message.get("bidder"), message.get("price")) == (row[1], row[2]), (
+            f"{client.name}: new_bid {message} differs from the stored row {row}")
+
+
+def check_acknowledged_are_stored(records: Iterable[BidRecord], stored: list[tuple[int, str, str]]) -> int:
+    """No bid is acknowledged unless it is stored: every bid_accepted names a stored row with that
+    bidder and price. Returns how many were acknowledged."""
+    by_seq = {row[0]: row for row in stored}
+    count = 0
+    for record in records:
+        if record.accepted:
+            count += 1
+            seq = record.reply.get("seq")
+            assert seq in by_seq, (
+                f"{record.client}: bid {record.ref} ({record.price}) was acknowledged with seq {seq}, "
+                "but no such row is in Postgres: an acknowledged bid was lost")
+            assert by_seq[seq][1:] == (record.bidder, record.price), (
+                f"{record.client}: bid_accepted {record.reply} does not match the stored row {by_seq[seq]}")
+    return count
