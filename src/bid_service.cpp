@@ -4,8 +4,9 @@
 
 namespace bidding {
 
-bid_service::bid_service(db_pool& db, session_registry& registry, publish_fn publish, std::size_t max_batch)
-    : db_(db), registry_(registry), publish_(std::move(publish)), max_batch_(max_batch) {}
+bid_service::bid_service(db_pool& db, session_registry& registry, metrics& stats, publish_fn publish,
+                         std::size_t max_batch)
+    : db_(db), registry_(registry), stats_(stats), publish_(std::move(publish)), max_batch_(max_batch) {}
 
 void bid_service::submit(auction_id id, bid_request request, reply_fn reply) {
     std::vector<pending> batch;
@@ -13,7 +14,7 @@ void bid_service::submit(auction_id id, bid_request request, reply_fn reply) {
         std::lock_guard lock(mutex_);
         ++outstanding_;
         auto& l = lanes_[id];
-        l.queue.push_back(pending{std::move(request), std::move(reply)});
+        l.queue.push_back(pending{std::move(request), std::move(reply), std::chrono::steady_clock::now()});
         if (l.busy) {
             return;  // the transaction in flight picks it up when it finishes
         }
@@ -71,6 +72,7 @@ void bid_service::decide(postgres_store& store, auction_id id, std::vector<pendi
         // store_unavailable, or a commit that could not be read back: nothing is acknowledged.
         spdlog::error("bids on auction {} not stored: {}", id, e.what());
         for (auto& p : batch) {
+            stats_.bid_rejected(error_code::unavailable);
             p.reply(0, make_shared_text(serialize_error(
                            error_code::unavailable, "the database is unavailable; the bid was not stored", p.request.ref)));
         }
@@ -78,6 +80,7 @@ void bid_service::decide(postgres_store& store, auction_id id, std::vector<pendi
     }
 
     // Fan out first, in seq order, so that every sender's new_bid precedes its bid_accepted.
+    const auto committed = std::chrono::steady_clock::now();
     if (outcomes) {
         std::vector<fanout_message> accepted;
         for (const auto& o : *outcomes) {
@@ -88,10 +91,18 @@ void bid_service::decide(postgres_store& store, auction_id id, std::vector<pendi
             }
         }
         if (!accepted.empty()) {
+            const auto count = accepted.size();
             if (publish_) {
-                publish_(id, accepted);
+                const auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count();
+                publish_(id, accepted, now_us);
             }
             registry_.publish(id, std::move(accepted));
+            const auto handed_over = std::chrono::steady_clock::now() - committed;
+            for (std::size_t i = 0; i < count; ++i) {
+                stats_.fanout.observe(handed_over);
+            }
         }
     }
 
@@ -100,6 +111,7 @@ void bid_service::decide(postgres_store& store, auction_id id, std::vector<pendi
         std::string reply;
         seq_t accepted_seq = 0;
         if (!outcomes) {
+            stats_.bid_rejected(error_code::bid_closed);
             reply = serialize_error(error_code::bid_closed, "this auction no longer exists", req.ref);
         } else {
             const auto& o = (*outcomes)[i];
@@ -107,19 +119,23 @@ void bid_service::decide(postgres_store& store, auction_id id, std::vector<pendi
             case bid_verdict::accepted:
                 reply = serialize_bid_accepted(o.entry, req.ref);
                 accepted_seq = o.entry.seq;
+                stats_.bid_accepted();
                 break;
             case bid_verdict::price_too_low:
+                stats_.bid_rejected(error_code::price_too_low);
                 reply = serialize_error(error_code::price_too_low, price_too_low_message(o.current_price), req.ref,
                                         o.current_price);
                 spdlog::debug("bid rejected: auction {} price_too_low ({} <= {})", id, format_cents(req.price),
                               format_cents(o.current_price));
                 break;
             case bid_verdict::closed:
+                stats_.bid_rejected(error_code::bid_closed);
                 reply = serialize_error(error_code::bid_closed, "this auction is closed", req.ref);
                 spdlog::debug("bid rejected: auction {} bid_closed", id);
                 break;
             }
         }
+        stats_.bid_decision.observe(committed - batch[i].received);
         batch[i].reply(accepted_seq, make_shared_text(std::move(reply)));
     }
 }

@@ -12,7 +12,14 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <charconv>
+#include <chrono>
+#include <thread>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -28,12 +35,15 @@ A real-time auction server: WebSocket clients follow an auction's price live and
 
 Commands:
   serve                                   run the server (the default)
-  migrate                                 create or upgrade the database tables
-  seed                                    insert the three demo auctions (idempotent)
+  migrate [--wait SECONDS] [--seed]       create or upgrade the database tables; --wait retries
+                                          until Postgres answers (at most SECONDS); --seed then seeds
+  seed [--wait SECONDS]                   insert the three demo auctions (idempotent)
   bid create --name NAME [--initial-price P]
                                           create an auction; prints it as one JSON line
   bid close ID                            close an auction; its clients get bid_closed
   bid list                                list the auctions
+  healthcheck                             exit 0 when this host's server answers /healthz on APP_PORT
+  config-vars                             print every environment variable the server reads
   --help                                  show this text
   --version                               show APP_NAME and APP_VERSION
 
@@ -81,21 +91,107 @@ nlohmann::ordered_json auction_json(const auction& a) {
             {"last_seq", a.last_seq}};
 }
 
-int cmd_migrate(const config& cfg) {
-    const auto report = run_migrations(cfg.database_conninfo);
+// --wait SECONDS, for the database commands (a container may start before its database).
+std::chrono::seconds parse_wait(std::vector<std::string_view>& args) {
+    std::chrono::seconds wait{0};
+    for (auto it = args.begin(); it != args.end(); ++it) {
+        if (*it != "--wait") {
+            continue;
+        }
+        if (std::next(it) == args.end()) {
+            throw usage_error("--wait needs a number of seconds");
+        }
+        const auto text = *std::next(it);
+        unsigned value = 0;
+        const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+        if (ec != std::errc{} || end != text.data() + text.size() || value > 86'400) {
+            throw usage_error(fmt::format("--wait must be a number of seconds from 0 to 86400 (got \"{}\")", text));
+        }
+        wait = std::chrono::seconds(value);
+        args.erase(it, std::next(it, 2));
+        break;
+    }
+    return wait;
+}
+
+// Runs `body`, retrying while Postgres is unreachable until `wait` has passed.
+template <class F>
+auto with_database_wait(std::chrono::seconds wait, F&& body) {
+    const auto deadline = std::chrono::steady_clock::now() + wait;
+    auto delay = std::chrono::milliseconds(250);
+    auto next_note = std::chrono::steady_clock::now();
+    for (;;) {
+        try {
+            return body();
+        } catch (const store_unavailable& e) {
+            const auto now = std::chrono::steady_clock::now();
+            if (now + delay >= deadline) {
+                throw;
+            }
+            if (now >= next_note) {
+                spdlog::info("waiting for Postgres ({})", e.what());
+                next_note = now + std::chrono::seconds(10);
+            }
+            std::this_thread::sleep_for(delay);
+            delay = std::min(delay * 2, std::chrono::milliseconds(2000));
+        }
+    }
+}
+
+int cmd_seed(const config& cfg, std::chrono::seconds wait);
+
+int cmd_migrate(const config& cfg, std::vector<std::string_view> args) {
+    const auto wait = parse_wait(args);
+    bool seed = false;
+    for (const auto arg : args) {
+        if (arg != "--seed") {
+            throw usage_error(fmt::format("unexpected argument \"{}\" for migrate", arg));
+        }
+        seed = true;
+    }
+    const auto report = with_database_wait(wait, [&] { return run_migrations(cfg.database_conninfo); });
     if (report.applied == 0) {
         std::cout << "database is up to date (schema version " << report.version << ")\n";
     } else {
         std::cout << "applied " << report.applied << " migration(s); schema version " << report.version << "\n";
     }
+    return seed ? cmd_seed(cfg, wait) : 0;
+}
+
+int cmd_seed(const config& cfg, std::chrono::seconds wait) {
+    postgres_store store(cfg.database_conninfo);
+    with_database_wait(wait, [&] {
+        store.seed();
+        return 0;
+    });
+    std::cout << "seeded: 1 Vintage Camera, 2 Antique Vase, 3 Rare Book (closed)\n";
     return 0;
 }
 
-int cmd_seed(const config& cfg) {
-    postgres_store store(cfg.database_conninfo);
-    store.seed();
-    std::cout << "seeded: 1 Vintage Camera, 2 Antique Vase, 3 Rare Book (closed)\n";
-    return 0;
+// GET /healthz on this host, with plain sockets: the container's HEALTHCHECK needs no curl.
+bool healthcheck(std::uint16_t port) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return false;
+    }
+    const timeval timeout{2, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool ok = false;
+    if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0) {
+        const std::string request = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+        char buf[64] = {};
+        if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size())) {
+            const auto n = ::recv(fd, buf, sizeof buf - 1, 0);
+            ok = n > 12 && std::string_view(buf, static_cast<std::size_t>(n)).starts_with("HTTP/1.1 200");
+        }
+    }
+    ::close(fd);
+    return ok;
 }
 
 int cmd_bid(const config& cfg, const std::vector<std::string_view>& args) {
@@ -179,6 +275,12 @@ int run_cli(int argc, char** argv) {
     }
     try {
         const auto env = effective_environment();
+        if (command == "config-vars") {
+            for (const auto name : config_variables()) {
+                std::cout << name << "\n";
+            }
+            return 0;
+        }
         if (command == "--version") {
             std::cout << value_or(env, "APP_NAME", "bidding-server") << " " << value_or(env, "APP_VERSION", BIDDING_VERSION)
                       << "\n";
@@ -193,11 +295,19 @@ int run_cli(int argc, char** argv) {
             }
             return run_server(cfg);
         }
-        if (command == "migrate" && rest.empty()) {
-            return cmd_migrate(cfg);
+        if (command == "migrate") {
+            return cmd_migrate(cfg, rest);
         }
-        if (command == "seed" && rest.empty()) {
-            return cmd_seed(cfg);
+        if (command == "seed") {
+            auto args = rest;
+            const auto wait = parse_wait(args);
+            if (!args.empty()) {
+                throw usage_error("usage: seed [--wait SECONDS]");
+            }
+            return cmd_seed(cfg, wait);
+        }
+        if (command == "healthcheck" && rest.empty()) {
+            return healthcheck(cfg.port) ? 0 : 1;
         }
         if (command == "bid") {
             return cmd_bid(cfg, rest);

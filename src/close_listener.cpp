@@ -53,17 +53,22 @@ void close_listener::stop() {
 
 void close_listener::run() {
     auto backoff = std::chrono::milliseconds(100);
+    bool warned = false;
     while (!stopping_) {
         try {
             listen_once();
             backoff = std::chrono::milliseconds(100);
         } catch (const std::exception& e) {
-            spdlog::warn("close listener lost Postgres ({}); retrying in {} ms", e.what(), backoff.count());
+            if (connected_.exchange(false) || !warned) {  // once per outage
+                backoff = std::chrono::milliseconds(100);
+                spdlog::warn("lost Postgres ({}); retrying with backoff", e.what());
+            }
+            warned = true;
             const auto until = std::chrono::steady_clock::now() + backoff;
             while (!stopping_ && std::chrono::steady_clock::now() < until) {
                 std::this_thread::sleep_for(std::chrono::milliseconds(50));
             }
-            backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+            backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
         }
     }
 }
@@ -72,6 +77,7 @@ void close_listener::listen_once() {
     pqxx::connection conn(conninfo_);
     closed_receiver receiver(conn, registry_);
     conn.get_notifs();  // issues LISTEN
+    connected_ = true;
     // A close committed while we were not listening: find it by reading the status back.
     const auto ids = registry_.auctions();
     if (!ids.empty()) {
@@ -92,9 +98,14 @@ void close_listener::listen_once() {
         }
         tx.commit();
     }
+    unsigned idle_rounds = 0;
     while (!stopping_) {
         // Short waits keep stop() prompt; a notification wakes the wait at once.
         conn.await_notification(0, 200'000);
+        // A stopped or restarted server may leave the socket quiet: ask, about once a second.
+        if (++idle_rounds % 5 == 0) {
+            pqxx::nontransaction(conn).exec("SELECT 1");
+        }
         if (!conn.is_open()) {
             throw std::runtime_error("connection closed");
         }

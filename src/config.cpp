@@ -62,8 +62,18 @@ std::string quoted(std::string_view value) {
     throw config_error(variable, variable + " must be " + accepted + " (got " + quoted(got) + ")");
 }
 
+// Every read goes through here: a variable missing from config_variables() is a bug that
+// would leave it out of .env.example and the deployment files.
+void check_declared(std::string_view key) {
+    const auto& names = config_variables();
+    if (std::find(names.begin(), names.end(), key) == names.end()) {
+        throw std::logic_error("configuration variable " + std::string(key) + " is not in config_variables()");
+    }
+}
+
 // A set, non-empty variable.
 std::optional<std::string_view> lookup(const env_map& env, std::string_view key) {
+    check_declared(key);
     const auto it = env.find(key);
     if (it == env.end() || it->second.empty()) return std::nullopt;
     return std::string_view(it->second);
@@ -223,6 +233,7 @@ database_settings database_from_parts(const env_map& env) {
 }
 
 std::vector<std::string> allowed_hosts_var(const env_map& env) {
+    check_declared("ALLOWED_HOSTS");
     const auto it = env.find("ALLOWED_HOSTS");
     if (it == env.end()) return config{}.allowed_hosts;
     std::vector<std::string> hosts;
@@ -392,6 +403,17 @@ config load_config(const env_map& env) {
     c.db_pool_size = integer_var(env, "DB_POOL_SIZE", c.db_pool_size, 1, 64);
     c.threads = integer_var(env, "THREADS", c.threads, 0, 256);
     return c;
+}
+
+const std::vector<std::string_view>& config_variables() {
+    static const std::vector<std::string_view> names = {
+        "ENV",           "APP_NAME",           "APP_VERSION",     "APP_PORT",     "SECRET_KEY",
+        "ALLOWED_HOSTS", "LOG_LEVEL",          "DEBUG",           "REDIS_URL",    "POSTGRES_HOST",
+        "POSTGRES_PORT", "POSTGRES_USER",      "POSTGRES_PASSWORD", "POSTGRESS_PASSWORD", "POSTGRES_DB",
+        "DATABASE_URL",  "HEARTBEAT_INTERVAL", "IDLE_TIMEOUT",    "HISTORY_LIMIT", "MAX_MESSAGE_BYTES",
+        "DRAIN_TIMEOUT", "DB_POOL_SIZE",       "THREADS",
+    };
+    return names;
 }
 
 }  // namespace bidding

@@ -4,7 +4,8 @@
 
 namespace bidding {
 
-db_pool::db_pool(std::string conninfo, std::size_t threads) : conninfo_(std::move(conninfo)) {
+db_pool::db_pool(std::string conninfo, std::size_t threads, std::atomic<std::uint64_t>* reconnects)
+    : conninfo_(std::move(conninfo)), reconnects_(reconnects) {
     threads_.reserve(threads);
     for (std::size_t i = 0; i < threads; ++i) {
         threads_.emplace_back([this, i] { run(i); });
@@ -44,7 +45,7 @@ std::size_t db_pool::queued() const {
 }
 
 void db_pool::run(std::size_t index) {
-    postgres_store store(conninfo_);
+    postgres_store store(conninfo_, reconnects_);
     for (;;) {
         job j;
         {

@@ -98,13 +98,39 @@ std::string upgrade_refusal_body(unsigned status) {
     }
 }
 
-http_reply route_http(std::string_view method, std::string_view target) {
+http_reply route_http(std::string_view method, std::string_view target, const service_status& status,
+                      const std::function<std::string()>& render_metrics) {
     const auto path = path_of(target);
+    const bool known = path == "/healthz" || path == "/readyz" || path == "/version" || path == "/metrics";
+    if (known && method != "GET" && method != "HEAD") {
+        return {405, error_body("method_not_allowed", "use GET")};
+    }
     if (path == "/healthz") {
-        if (method != "GET" && method != "HEAD") {
-            return {405, error_body("method_not_allowed", "use GET")};
-        }
         return {200, R"({"status":"ok"})"};
+    }
+    if (path == "/readyz") {
+        // Ready means: a new client would be served now. Each missing piece is named.
+        nlohmann::json reasons = nlohmann::json::array();
+        if (status.draining) {
+            reasons.push_back("draining");
+        }
+        if (!status.postgres_up) {
+            reasons.push_back("postgres unreachable");
+        }
+        if (status.redis_configured && !status.redis_connected) {
+            reasons.push_back("redis disconnected");
+        }
+        if (reasons.empty()) {
+            return {200, R"({"status":"ready"})"};
+        }
+        return {503, nlohmann::json{{"status", "not_ready"}, {"reasons", reasons}}.dump()};
+    }
+    if (path == "/version") {
+        return {200, nlohmann::ordered_json{{"name", status.app_name}, {"version", status.app_version}, {"env", status.env}}
+                        .dump()};
+    }
+    if (path == "/metrics") {
+        return {200, render_metrics(), "text/plain; version=0.0.4; charset=utf-8"};
     }
     if (match_ws_bid_path(target)) {
         return {426, error_body("upgrade_required", "this endpoint speaks WebSocket only")};

@@ -51,25 +51,35 @@ void http_session::on_read(beast::error_code ec, std::size_t) {
         const auto decision = decide_upgrade(ctx_->cfg.allowed_hosts, req.target(), req[http::field::host], origin);
         if (decision.status != 0) {
             spdlog::debug("upgrade refused with {}: target {}", decision.status, std::string_view(req.target()));
-            reply(decision.status, upgrade_refusal_body(decision.status), false);
+            reply(decision.status, upgrade_refusal_body(decision.status), false, "application/json");
             return;
         }
         if (ctx_->draining) {
-            reply(503, R"({"error":"draining","message":"server is shutting down"})", false);
+            reply(503, R"({"error":"draining","message":"server is shutting down"})", false, "application/json");
             return;
         }
         std::make_shared<websocket_session>(stream_.release_socket(), ctx_, decision.id, decision.since)
             ->run(std::move(req));
         return;
     }
-    const auto r = route_http(req.method_string(), req.target());
-    reply(r.status, r.body, req.keep_alive());
+    const auto extra = ctx_->observe();
+    service_status status;
+    status.app_name = ctx_->cfg.app_name;
+    status.app_version = ctx_->cfg.app_version;
+    status.env = to_string(ctx_->cfg.env);
+    status.draining = ctx_->draining;
+    status.postgres_up = extra.postgres_up;
+    status.redis_configured = extra.redis_configured;
+    status.redis_connected = extra.redis_connected;
+    const auto r = route_http(req.method_string(), req.target(), status,
+                              [&] { return ctx_->stats.render(extra); });
+    reply(r.status, r.body, req.keep_alive(), r.content_type);
 }
 
-void http_session::reply(unsigned status, std::string body, bool keep_alive) {
+void http_session::reply(unsigned status, std::string body, bool keep_alive, std::string_view content_type) {
     auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(status), 11);
     res->set(http::field::server, "bidding-server");
-    res->set(http::field::content_type, "application/json");
+    res->set(http::field::content_type, content_type);
     res->keep_alive(keep_alive);
     res->body() = std::move(body);
     res->prepare_payload();

@@ -59,7 +59,8 @@ struct postgres_store::connection_holder {
     pqxx::connection conn;
 };
 
-postgres_store::postgres_store(std::string conninfo) : conninfo_(std::move(conninfo)) {}
+postgres_store::postgres_store(std::string conninfo, std::atomic<std::uint64_t>* reconnects)
+    : conninfo_(std::move(conninfo)), reconnects_(reconnects) {}
 
 postgres_store::~postgres_store() = default;
 
@@ -72,9 +73,18 @@ pqxx::connection_base& postgres_store::conn() {
     if (!conn_) {
         try {
             conn_ = std::make_unique<connection_holder>(conninfo_);
+            if (ever_connected_ && reconnects_ != nullptr) {
+                reconnects_->fetch_add(1, std::memory_order_relaxed);
+            }
+            ever_connected_ = true;
         } catch (const std::exception& e) {
-            // libpq's message names host and port, never the password.
-            throw store_unavailable(std::string("cannot connect to Postgres: ") + e.what());
+            // libpq's message names host and port, never the password; logs want it on one line.
+            std::string message = e.what();
+            std::replace_if(message.begin(), message.end(), [](char ch) { return ch == '\n' || ch == '\t'; }, ' ');
+            while (!message.empty() && message.back() == ' ') {
+                message.pop_back();
+            }
+            throw store_unavailable("cannot connect to Postgres: " + message);
         }
     }
     return conn_->conn;

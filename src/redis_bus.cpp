@@ -87,8 +87,9 @@ std::optional<auction_id> parse_auction_channel(std::string_view channel) {
     return *id;
 }
 
-std::string encode_bid(const feed_event& event) {
-    return "bid " + std::to_string(event.prev) + " " + std::to_string(event.seq) + "\n" + *event.text;
+std::string encode_bid(const feed_event& event, std::int64_t committed_us) {
+    return "bid " + std::to_string(event.prev) + " " + std::to_string(event.seq) + " " + std::to_string(committed_us) +
+           "\n" + *event.text;
 }
 
 std::string encode_close(std::string_view bid_closed_json) { return "close\n" + std::string(bid_closed_json); }
@@ -106,20 +107,22 @@ std::optional<bus_message> decode_bus_message(std::string_view payload) {
     if (!header.starts_with("bid ")) {
         return std::nullopt;
     }
-    const auto fields = header.substr(4);
-    const auto space = fields.find(' ');
-    if (space == std::string_view::npos) {
+    auto fields = header.substr(4);
+    std::optional<seq_t> numbers[3];
+    for (auto& n : numbers) {
+        const auto space = fields.find(' ');
+        n = parse_seq(fields.substr(0, space));
+        fields = space == std::string_view::npos ? std::string_view{} : fields.substr(space + 1);
+    }
+    const auto& [prev, seq, committed] = numbers;
+    if (!prev || !seq || !committed || *seq <= *prev) {
         return std::nullopt;
     }
-    const auto prev = parse_seq(fields.substr(0, space));
-    const auto seq = parse_seq(fields.substr(space + 1));
-    if (!prev || !seq || *seq <= *prev) {
-        return std::nullopt;
-    }
-    return bus_bid{feed_event{*prev, *seq, make_shared_text(std::string(body))}};
+    return bus_bid{feed_event{*prev, *seq, make_shared_text(std::string(body))}, *committed};
 }
 
-redis_bus::redis_bus(redis_endpoint endpoint, handlers h) : endpoint_(std::move(endpoint)), handlers_(std::move(h)) {
+redis_bus::redis_bus(redis_endpoint endpoint, handlers h, histogram* fanout_latency)
+    : endpoint_(std::move(endpoint)), handlers_(std::move(h)), fanout_latency_(fanout_latency) {
     wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (wake_fd_ < 0) {
         throw std::runtime_error("eventfd failed");
@@ -370,6 +373,12 @@ void redis_bus::subscriber_session(redisContext* c) {
                 continue;
             }
             if (auto* bid = std::get_if<bus_bid>(&*message)) {
+                if (fanout_latency_ != nullptr) {
+                    const auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                                            std::chrono::system_clock::now().time_since_epoch())
+                                            .count();
+                    fanout_latency_->observe(std::chrono::microseconds(now_us - bid->committed_us));
+                }
                 if (bids.empty() || bids.back().first != *id) {
                     bids.emplace_back(*id, std::vector<feed_event>{});
                 }

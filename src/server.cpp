@@ -48,8 +48,9 @@ int run_server(const config& cfg) {
     }
 
     // Declared before the io_context so that they outlive the handlers it destroys last.
+    metrics stats;
     session_registry registry;
-    db_pool db(cfg.database_conninfo, cfg.db_pool_size);
+    db_pool db(cfg.database_conninfo, cfg.db_pool_size, &stats.postgres_reconnects());
     std::unique_ptr<redis_bus> bus;
     if (cfg.redis) {
         bus = std::make_unique<redis_bus>(
@@ -60,16 +61,30 @@ int run_server(const config& cfg) {
                             [&registry](auction_id id, shared_text message) { registry.close_auction(id, message); },
                             // Subscribed (again): whatever was published before may have been missed.
                             [&registry](auction_id id) { registry.resync(id); },
-                        });
+                        },
+            &stats.fanout);
     }
-    bid_service bids(db, registry, bus ? bid_service::publish_fn([&bus](auction_id id, const std::vector<fanout_message>& accepted) {
-        for (const auto& m : accepted) {
-            bus->publish(id, encode_bid(m));
-        }
-    })
-                                       : bid_service::publish_fn{});
-    auto ctx = std::make_shared<server_context>(cfg, registry, bids, db);
+    bid_service::publish_fn publish;
+    if (bus) {
+        publish = [&bus](auction_id id, const std::vector<fanout_message>& accepted, std::int64_t committed_us) {
+            for (const auto& m : accepted) {
+                bus->publish(id, encode_bid(m, committed_us));
+            }
+        };
+    }
+    bid_service bids(db, registry, stats, std::move(publish));
     close_listener closes(cfg.database_conninfo, registry);
+    auto ctx = std::make_shared<server_context>(cfg, registry, bids, db, stats);
+    ctx->observe = [&registry, &closes, &bus, ctx = ctx.get()] {
+        metrics_extra extra;
+        extra.connections_per_auction = registry.room_sizes();
+        extra.draining = ctx->draining;
+        extra.postgres_up = closes.connected();
+        extra.redis_configured = static_cast<bool>(bus);
+        extra.redis_connected = bus && bus->connected();
+        extra.redis_reconnects = bus ? bus->reconnects() : 0;
+        return extra;
+    };
     net::io_context ioc(static_cast<int>(threads));
 
     session_registry::hooks hooks;

@@ -1,6 +1,8 @@
 #include <bidding/session_registry.hpp>
 #include <bidding/websocket_session.hpp>
 
+#include <algorithm>
+
 namespace bidding {
 
 void session_registry::set_hooks(hooks h) { hooks_ = std::move(h); }
@@ -162,6 +164,18 @@ std::vector<auction_id> session_registry::auctions() const {
     for (const auto& [id, r] : rooms_) {
         out.push_back(id);
     }
+    return out;
+}
+
+std::vector<std::pair<auction_id, std::size_t>> session_registry::room_sizes() const {
+    std::lock_guard lock(mutex_);
+    std::vector<std::pair<auction_id, std::size_t>> out;
+    out.reserve(rooms_.size());
+    for (const auto& [id, r] : rooms_) {
+        std::lock_guard room_lock(r->mutex);
+        out.emplace_back(id, r->sessions.size());
+    }
+    std::sort(out.begin(), out.end());
     return out;
 }
 

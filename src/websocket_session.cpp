@@ -51,6 +51,9 @@ websocket_session::websocket_session(net::ip::tcp::socket&& socket, std::shared_
 }
 
 websocket_session::~websocket_session() {
+    if (counted_) {
+        ctx_->stats.connection_closed();
+    }
     if (joined_) {
         ctx_->registry.leave(auction_, this);
     }
@@ -79,6 +82,8 @@ void websocket_session::on_accept(beast::error_code ec) {
         return;
     }
     spdlog::debug("connection opened: {} auction {}", peer_, auction_);
+    ctx_->stats.connection_opened();
+    counted_ = true;
     if (ctx_->draining) {
         phase_ = phase::live;  // so that close() proceeds
         close(reason(1012, "server shutdown"));
@@ -161,7 +166,9 @@ void websocket_session::on_read(beast::error_code ec, std::size_t) {
     if (phase_ != phase::live) {
         return;
     }
+    ctx_->stats.message_in();
     if (!ws_.got_text()) {
+        ctx_->stats.bid_rejected(error_code::unsupported);
         send(make_shared_text(serialize_error(error_code::unsupported, "binary frames are not supported", std::nullopt)));
     } else {
         const auto data = buffer_.cdata();
@@ -183,12 +190,14 @@ void websocket_session::handle_text(std::string_view text) {
             touch();
         }
         spdlog::debug("bid rejected: auction {} {} from {}", auction_, to_string(error->code), peer_);
+        ctx_->stats.bid_rejected(error->code);
         send(make_shared_text(serialize_error(error->code, error->message, error->ref)));
         return;
     }
     touch();
     if (ctx_->draining) {
         auto& bid = std::get<bid_request>(message);
+        ctx_->stats.bid_rejected(error_code::unavailable);
         send(make_shared_text(serialize_error(error_code::unavailable,
                                               "the server is shutting down; the bid was not stored", bid.ref)));
         return;
@@ -327,6 +336,7 @@ void websocket_session::send(shared_text message) {
         return;
     }
     queue_.push_back(std::move(message));
+    ctx_->stats.message_out();
     if (!writing_) {
         do_write();
     }
@@ -377,6 +387,7 @@ void websocket_session::do_close() {
 
 void websocket_session::abort(const char* why) {
     spdlog::info("dropping {} on auction {}: {}", peer_, auction_, why);
+    ctx_->stats.slow_consumer_dropped();
     finish();
     beast::error_code ec;
     beast::get_lowest_layer(ws_).socket().close(ec);

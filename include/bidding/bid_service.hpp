@@ -6,6 +6,7 @@
 // only then is each sender answered, so a sender normally sees its new_bid before bid_accepted.
 #include <bidding/db_pool.hpp>
 #include <bidding/fanout.hpp>
+#include <bidding/metrics.hpp>
 #include <bidding/protocol.hpp>
 #include <bidding/session_registry.hpp>
 
@@ -25,9 +26,11 @@ public:
     using reply_fn = std::function<void(seq_t accepted_seq, shared_text reply)>;
 
     // Called after each commit with the auction's newly accepted bids, to tell the other pods.
-    using publish_fn = std::function<void(auction_id, const std::vector<fanout_message>&)>;
+    // `committed_us`: when the transaction committed (microseconds since the Unix epoch).
+    using publish_fn = std::function<void(auction_id, const std::vector<fanout_message>&, std::int64_t committed_us)>;
 
-    bid_service(db_pool& db, session_registry& registry, publish_fn publish = {}, std::size_t max_batch = 128);
+    bid_service(db_pool& db, session_registry& registry, metrics& stats, publish_fn publish = {},
+                std::size_t max_batch = 128);
 
     void submit(auction_id id, bid_request request, reply_fn reply);
 
@@ -38,6 +41,7 @@ private:
     struct pending {
         bid_request request;
         reply_fn reply;
+        std::chrono::steady_clock::time_point received;
     };
     struct lane {
         std::deque<pending> queue;
@@ -51,6 +55,7 @@ private:
 
     db_pool& db_;
     session_registry& registry_;
+    metrics& stats_;
     publish_fn publish_;
     std::size_t max_batch_;
     std::mutex mutex_;

@@ -17,6 +17,8 @@ public:
     ~close_listener();
     void start();
     void stop();
+    // True while its Postgres connection is up: the pod's view of whether Postgres answers.
+    bool connected() const { return connected_; }
 
 private:
     void run();
@@ -25,6 +27,7 @@ private:
     std::string conninfo_;
     session_registry& registry_;
     std::atomic<bool> stopping_{false};
+    std::atomic<bool> connected_{false};
     std::thread thread_;
 };
 

@@ -54,6 +54,10 @@ struct config {
     std::size_t threads{0};  // 0: one per hardware thread
 };
 
+// Every environment variable load_config reads (`bidding-server config-vars` prints them; the
+// deployment files are checked against this list).
+const std::vector<std::string_view>& config_variables();
+
 // Builds the configuration from an environment map. Throws config_error whose
 // message names the variable and the accepted form, e.g.
 // "APP_PORT must be an integer from 1 to 65535 (got \"abc\")".

@@ -17,7 +17,7 @@ class db_pool {
 public:
     using job = std::function<void(postgres_store&)>;
 
-    db_pool(std::string conninfo, std::size_t threads);
+    db_pool(std::string conninfo, std::size_t threads, std::atomic<std::uint64_t>* reconnects = nullptr);
     ~db_pool();
     db_pool(const db_pool&) = delete;
     db_pool& operator=(const db_pool&) = delete;
@@ -34,6 +34,7 @@ private:
     void run(std::size_t index);
 
     std::string conninfo_;
+    std::atomic<std::uint64_t>* reconnects_;
     mutable std::mutex mutex_;
     std::condition_variable ready_;
     std::deque<job> jobs_;

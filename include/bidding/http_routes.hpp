@@ -2,6 +2,7 @@
 // Routing decisions for HTTP requests, apart from any socket: unit-tested on their own.
 #include <bidding/auction.hpp>
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -32,10 +33,24 @@ std::string upgrade_refusal_body(unsigned status);
 
 struct http_reply {
     unsigned status{200};
-    std::string body;  // JSON
+    std::string body;
+    std::string content_type{"application/json"};
 };
 
-// Plain HTTP requests (no upgrade).
-http_reply route_http(std::string_view method, std::string_view target);
+// What the health and version routes report.
+struct service_status {
+    std::string_view app_name;
+    std::string_view app_version;
+    std::string_view env;
+    bool draining{false};
+    bool postgres_up{false};
+    bool redis_configured{false};
+    bool redis_connected{false};
+};
+
+// Plain HTTP requests (no upgrade): /healthz, /readyz, /version, /metrics.
+// `render_metrics` is called only for /metrics.
+http_reply route_http(std::string_view method, std::string_view target, const service_status& status,
+                      const std::function<std::string()>& render_metrics);
 
 }  // namespace bidding

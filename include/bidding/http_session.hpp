@@ -22,7 +22,7 @@ public:
 private:
     void do_read();
     void on_read(boost::beast::error_code ec, std::size_t bytes);
-    void reply(unsigned status, std::string body, bool keep_alive);
+    void reply(unsigned status, std::string body, bool keep_alive, std::string_view content_type);
     void on_write(bool keep_alive, boost::beast::error_code ec, std::size_t bytes);
 
     boost::beast::tcp_stream stream_;

@@ -5,6 +5,7 @@
 #include <bidding/bid_rule.hpp>
 #include <bidding/protocol.hpp>
 
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <span>
@@ -50,7 +51,8 @@ inline constexpr const char* auction_closed_channel = "bidding_auction_closed";
 
 class postgres_store {
 public:
-    explicit postgres_store(std::string conninfo);
+    // `reconnects`, when given, counts connections opened after the first (failures recovered).
+    explicit postgres_store(std::string conninfo, std::atomic<std::uint64_t>* reconnects = nullptr);
     ~postgres_store();
     postgres_store(const postgres_store&) = delete;
     postgres_store& operator=(const postgres_store&) = delete;
@@ -83,6 +85,8 @@ private:
     auto with_connection(F&& body);
 
     std::string conninfo_;
+    std::atomic<std::uint64_t>* reconnects_;
+    bool ever_connected_{false};
     struct connection_holder;  // owns the concrete pqxx::connection (its base has no virtual destructor)
     std::unique_ptr<connection_holder> conn_;
 };

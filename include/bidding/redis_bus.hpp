@@ -6,6 +6,7 @@
 // the pods from Postgres (see auction_feed), so a failed publish is dropped, not retried.
 #include <bidding/auction_feed.hpp>
 #include <bidding/config.hpp>
+#include <bidding/metrics.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -29,16 +30,18 @@ std::string auction_channel(auction_id id);
 
 // What travels on a channel: a header line, then the client message unchanged, so receivers
 // forward the bytes without re-serializing them.
-//   "bid PREV SEQ\n{new_bid json}"      "close\n{bid_closed json}"
+//   "bid PREV SEQ COMMITTED_US\n{new_bid json}"      "close\n{bid_closed json}"
+// COMMITTED_US (commit time, microseconds since the Unix epoch) measures fan-out latency.
 struct bus_bid {
     feed_event event;
+    std::int64_t committed_us{0};
 };
 struct bus_close {
     shared_text text;
 };
 using bus_message = std::variant<bus_bid, bus_close>;
 
-std::string encode_bid(const feed_event& event);
+std::string encode_bid(const feed_event& event, std::int64_t committed_us);
 std::string encode_close(std::string_view bid_closed_json);
 // nullopt for a payload of another form (ignored, logged).
 std::optional<bus_message> decode_bus_message(std::string_view payload);
@@ -60,7 +63,8 @@ public:
     // recovered from Postgres by the other pods).
     static constexpr std::size_t max_queued = 100'000;
 
-    redis_bus(redis_endpoint endpoint, handlers h);
+    // `fanout_latency`, when given, observes commit -> arrival for every bid received.
+    redis_bus(redis_endpoint endpoint, handlers h, histogram* fanout_latency = nullptr);
     ~redis_bus();
     redis_bus(const redis_bus&) = delete;
     redis_bus& operator=(const redis_bus&) = delete;
@@ -85,6 +89,7 @@ private:
 
     redis_endpoint endpoint_;
     handlers handlers_;
+    histogram* fanout_latency_;
     std::atomic<bool> stopping_{false};
     std::atomic<bool> publisher_up_{false};
     std::atomic<bool> subscriber_up_{false};

@@ -1,8 +1,10 @@
 #pragma once
 // What every connection needs from the process: configuration and the shared services.
 #include <bidding/config.hpp>
+#include <bidding/metrics.hpp>
 
 #include <atomic>
+#include <functional>
 
 namespace bidding {
 
@@ -15,6 +17,9 @@ struct server_context {
     session_registry& registry;
     bid_service& bids;
     db_pool& db;
+    metrics& stats;
+    // The state /readyz and /metrics report that lives outside the connection path.
+    std::function<metrics_extra()> observe;
     std::atomic<bool> draining{false};
 };
 

@@ -51,6 +51,8 @@ public:
     void shutdown_all(const shared_text& message);
 
     std::vector<auction_id> auctions() const;
+    // Connections per served auction, for /metrics.
+    std::vector<std::pair<auction_id, std::size_t>> room_sizes() const;
     std::size_t size() const;
 
 private:

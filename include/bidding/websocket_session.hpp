@@ -83,6 +83,7 @@ private:
 
     phase phase_{phase::handshake};
     bool joined_{false};
+    bool counted_{false};  // in the open-connections gauge
     bool reading_{false};
     bool read_paused_{false};
     bool writing_{false};

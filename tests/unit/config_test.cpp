@@ -30,6 +30,24 @@ std::string expect_config_error(const env_map& env, const std::string& variable)
 
 // ---- defaults ----------------------------------------------------------------------------
 
+TEST(ConfigVariables, EveryDeclaredVariableIsAcceptedWithAValidValue) {
+    // load_config throws logic_error on reading an undeclared variable, so every test here also
+    // checks that config_variables() (printed by `bidding-server config-vars`) is complete.
+    const env_map valid = {{"ENV", "production"}, {"APP_NAME", "a"}, {"APP_VERSION", "1"}, {"APP_PORT", "9000"},
+                           {"SECRET_KEY", std::string(40, 'k')}, {"ALLOWED_HOSTS", "a.example"},
+                           {"LOG_LEVEL", "debug"}, {"DEBUG", "false"}, {"REDIS_URL", "redis://r:6379/0"},
+                           {"POSTGRES_HOST", "db"}, {"POSTGRES_PORT", "5433"}, {"POSTGRES_USER", "u"},
+                           {"POSTGRES_PASSWORD", "p"}, {"POSTGRESS_PASSWORD", "p"}, {"POSTGRES_DB", "d"},
+                           {"DATABASE_URL", "postgresql://u:p@db/d"}, {"HEARTBEAT_INTERVAL", "1"},
+                           {"IDLE_TIMEOUT", "2"}, {"HISTORY_LIMIT", "3"}, {"MAX_MESSAGE_BYTES", "100"},
+                           {"DRAIN_TIMEOUT", "4"}, {"DB_POOL_SIZE", "2"}, {"THREADS", "1"}};
+    EXPECT_NO_THROW(load_config(valid));
+    for (const auto name : config_variables()) {
+        EXPECT_TRUE(valid.count(std::string(name)) == 1) << name << " is declared but this test does not set it";
+    }
+    EXPECT_EQ(valid.size(), config_variables().size()) << "a variable set here is not declared";
+}
+
 TEST(LoadConfig, Defaults) {
     const config c = load_config({});
     EXPECT_EQ(c.env, environment::development);

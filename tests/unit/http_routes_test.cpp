@@ -56,11 +56,54 @@ TEST(QueryParam, FindsTheNamedParameter) {
     EXPECT_EQ(query_param("/p", "since"), std::nullopt);
 }
 
-TEST(RouteHttp, HealthzAndUpgradeRequiredAndNotFound) {
-    EXPECT_EQ(route_http("GET", "/healthz").status, 200u);
-    EXPECT_EQ(route_http("POST", "/healthz").status, 405u);
-    EXPECT_EQ(route_http("GET", "/ws/bid/1").status, 426u) << "a plain GET on the WebSocket endpoint needs an upgrade";
-    EXPECT_EQ(route_http("GET", "/nope").status, 404u);
+service_status healthy() {
+    service_status s;
+    s.app_name = "bidding-server";
+    s.app_version = "1.2.3";
+    s.env = "test";
+    s.postgres_up = true;
+    s.redis_configured = true;
+    s.redis_connected = true;
+    return s;
+}
+
+http_reply get(std::string_view target, const service_status& s = healthy()) {
+    return route_http("GET", target, s, [] { return std::string("bidding_connections_open 0\n"); });
+}
+
+TEST(RouteHttp, HealthzUpgradeRequiredNotFoundAndMethods) {
+    EXPECT_EQ(get("/healthz").status, 200u);
+    EXPECT_EQ(route_http("POST", "/healthz", healthy(), [] { return std::string(); }).status, 405u);
+    EXPECT_EQ(get("/ws/bid/1").status, 426u) << "a plain GET on the WebSocket endpoint needs an upgrade";
+    EXPECT_EQ(get("/nope").status, 404u);
+}
+
+TEST(RouteHttp, ReadyOnlyWhenPostgresAndRedisAnswerAndNotDraining) {
+    EXPECT_EQ(get("/readyz").status, 200u);
+    auto s = healthy();
+    s.postgres_up = false;
+    auto r = get("/readyz", s);
+    EXPECT_EQ(r.status, 503u) << "a pod without Postgres must leave the load balancer";
+    EXPECT_NE(r.body.find("postgres unreachable"), std::string::npos) << r.body;
+    s = healthy();
+    s.redis_connected = false;
+    EXPECT_EQ(get("/readyz", s).status, 503u) << "a pod cut from Redis would not see other pods' bids";
+    s.redis_configured = false;
+    EXPECT_EQ(get("/readyz", s).status, 200u) << "single-pod mode needs no Redis";
+    s = healthy();
+    s.draining = true;
+    r = get("/readyz", s);
+    EXPECT_EQ(r.status, 503u) << "a draining pod must receive no new clients";
+    EXPECT_NE(r.body.find("draining"), std::string::npos) << r.body;
+    EXPECT_EQ(get("/healthz", s).status, 200u) << "draining is not dead: liveness must stay green";
+}
+
+TEST(RouteHttp, VersionAndMetrics) {
+    EXPECT_EQ(get("/version").body, R"({"name":"bidding-server","version":"1.2.3","env":"test"})");
+    const auto m = get("/metrics");
+    EXPECT_EQ(m.status, 200u);
+    EXPECT_EQ(m.content_type, "text/plain; version=0.0.4; charset=utf-8");
+    EXPECT_EQ(m.body, "bidding_connections_open 0\n");
 }
 
 }  // namespace

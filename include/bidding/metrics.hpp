@@ -1,0 +1,74 @@
+#pragma once
+// Counters, gauges and histograms for /metrics (Prometheus text format 0.0.4). Lock-free:
+// updated from any thread with relaxed atomics, rendered on demand.
+#include <bidding/auction.hpp>
+#include <bidding/protocol.hpp>
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace bidding {
+
+class histogram {
+public:
+    // Upper bounds in seconds, ascending; +Inf is implied.
+    explicit histogram(std::vector<double> bounds);
+    void observe(std::chrono::nanoseconds value);
+    void render(std::string& out, std::string_view name, std::string_view help) const;
+
+private:
+    std::vector<double> bounds_;
+    std::unique_ptr<std::atomic<std::uint64_t>[]> buckets_;  // non-cumulative, one per bound
+    std::atomic<std::uint64_t> count_{0};
+    std::atomic<std::uint64_t> sum_ns_{0};
+};
+
+// What /metrics shows that lives elsewhere (registry, Redis, Postgres, drain).
+struct metrics_extra {
+    std::vector<std::pair<auction_id, std::size_t>> connections_per_auction;
+    bool draining{false};
+    bool postgres_up{false};
+    bool redis_configured{false};
+    bool redis_connected{false};
+    std::uint64_t redis_reconnects{0};
+};
+
+class metrics {
+public:
+    metrics();
+
+    void connection_opened() { count(connections_total_), connections_open_.fetch_add(1, std::memory_order_relaxed); }
+    void connection_closed() { connections_open_.fetch_sub(1, std::memory_order_relaxed); }
+    void message_in() { count(messages_in_); }
+    void message_out() { count(messages_out_); }
+    void bid_accepted() { count(bids_accepted_); }
+    void bid_rejected(error_code code) { count(bids_rejected_.at(static_cast<std::size_t>(code))); }
+    void slow_consumer_dropped() { count(slow_consumers_); }
+    std::atomic<std::uint64_t>& postgres_reconnects() { return postgres_reconnects_; }
+
+    histogram bid_decision;  // bid received from a socket -> decided (committed or rejected)
+    histogram fanout;        // bid committed (on any pod) -> handed to this pod's clients
+
+    std::string render(const metrics_extra& extra) const;
+
+private:
+    static void count(std::atomic<std::uint64_t>& c) { c.fetch_add(1, std::memory_order_relaxed); }
+
+    std::atomic<std::uint64_t> connections_total_{0};
+    std::atomic<std::int64_t> connections_open_{0};
+    std::atomic<std::uint64_t> messages_in_{0};
+    std::atomic<std::uint64_t> messages_out_{0};
+    std::atomic<std::uint64_t> bids_accepted_{0};
+    std::array<std::atomic<std::uint64_t>, 8> bids_rejected_{};  // by error_code
+    std::atomic<std::uint64_t> slow_consumers_{0};
+    std::atomic<std::uint64_t> postgres_reconnects_{0};
+};
+
+}  // namespace bidding
