@@ -1,6 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages listed in packages.txt that are not installed yet.
 #
+#   scripts/install-deps.sh [--list] [GROUP...]
+#
+# packages.txt is grouped by `[name]` header lines. With no GROUP every package of every group
+# is installed (what scripts/serve.sh, scripts/test.sh and CI run); with GROUPs only theirs, e.g.
+# `scripts/install-deps.sh build` in the Dockerfile's build stage. --list prints the selected
+# package names, one per line, and installs nothing.
+#
 # Checks each package with dpkg-query first and only runs `apt-get update` and
 # `apt-get install` when something is missing, so a warm machine pays nothing.
 # Uses sudo when not root (and sudo exists). Non-interactive: safe in CI.
@@ -9,12 +16,75 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 list="$root/packages.txt"
 
-# Package names: strip comments and whitespace, skip blank lines.
-packages=()
-while IFS= read -r line; do
+usage() {
+    echo "usage: $0 [--list] [GROUP...]   (groups of packages.txt: ${groups[*]})" >&2
+    exit 2
+}
+
+# Reads packages.txt: comments and whitespace stripped, blank lines skipped, `[name]` starts a group.
+groups=()                # group names, in file order
+declare -A group_of=()   # package -> its group
+packages_all=()          # every package, in file order
+group=
+lineno=0
+while IFS= read -r line || [[ -n $line ]]; do
+    lineno=$((lineno + 1))
     line=${line%%#*}
-    for word in $line; do packages+=("$word"); done
+    if [[ $line =~ ^[[:space:]]*\[([A-Za-z0-9_-]+)\][[:space:]]*$ ]]; then
+        group=${BASH_REMATCH[1]}
+        groups+=("$group")
+        continue
+    fi
+    for word in $line; do
+        if [[ -z $group ]]; then
+            echo "install-deps: packages.txt line $lineno: '$word' comes before the first [group] line" >&2
+            exit 1
+        fi
+        packages_all+=("$word")
+        group_of[$word]=$group
+    done
 done <"$list"
+
+list_only=false
+wanted=()
+for arg in "$@"; do
+    case $arg in
+    --list) list_only=true ;;
+    -h | --help) usage ;;
+    -*) echo "install-deps: unknown option $arg" >&2 && usage ;;
+    *)
+        known=false
+        for g in "${groups[@]}"; do [[ $g == "$arg" ]] && known=true; done
+        if ! $known; then
+            echo "install-deps: packages.txt has no group [$arg]" >&2
+            usage
+        fi
+        wanted+=("$arg")
+        ;;
+    esac
+done
+
+# The selection: every package, or those of the named groups.
+packages=()
+if ((${#wanted[@]} == 0)); then
+    packages=("${packages_all[@]}")
+    selection="packages.txt"
+else
+    for pkg in "${packages_all[@]}"; do
+        for g in "${wanted[@]}"; do
+            if [[ ${group_of[$pkg]} == "$g" ]]; then
+                packages+=("$pkg")
+                break
+            fi
+        done
+    done
+    selection="packages.txt [${wanted[*]}]"
+fi
+
+if $list_only; then
+    ((${#packages[@]} == 0)) || printf '%s\n' "${packages[@]}"
+    exit 0
+fi
 
 missing=()
 for pkg in "${packages[@]}"; do
@@ -23,7 +93,7 @@ for pkg in "${packages[@]}"; do
 done
 
 if ((${#missing[@]} == 0)); then
-    echo "install-deps: all ${#packages[@]} packages of packages.txt are installed"
+    echo "install-deps: all ${#packages[@]} packages of $selection are installed"
     exit 0
 fi
 
