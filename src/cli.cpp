@@ -1,6 +1,7 @@
 #include <bidding/cli.hpp>
 #include <bidding/config.hpp>
 #include <bidding/dotenv.hpp>
+#include <bidding/jwt.hpp>
 #include <bidding/logging.hpp>
 #include <bidding/migrations.hpp>
 #include <bidding/postgres_store.hpp>
@@ -42,6 +43,9 @@ Commands:
                                           create an auction; prints it as one JSON line
   bid close ID                            close an auction; its clients get bid_closed
   bid list                                list the auctions
+  token --admin [--ttl DURATION]          print an admin token for the HTTP API (HS256, SECRET_KEY)
+  token --bidder NAME [--ttl DURATION]    print a bidder token for /ws/bid/{id}?token=...
+                                          DURATION: 30s, 15m, 1h (default), 7d
   healthcheck                             exit 0 when this host's server answers /healthz on APP_PORT
   config-vars                             print every environment variable the server reads
   --help                                  show this text
@@ -165,6 +169,47 @@ int cmd_seed(const config& cfg, std::chrono::seconds wait) {
         return 0;
     });
     std::cout << "seeded: 1 Vintage Camera, 2 Antique Vase, 3 Rare Book (closed)\n";
+    return 0;
+}
+
+int cmd_token(const config& cfg, const std::vector<std::string_view>& args) {
+    std::optional<std::string> subject;
+    bool admin = false;
+    std::int64_t ttl = 3600;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        const bool has_value = i + 1 < args.size();
+        if (args[i] == "--admin") {
+            admin = true;
+        } else if (args[i] == "--bidder" && has_value) {
+            std::string error;
+            subject = normalize_name(args[++i], &error);
+            if (!subject) {
+                throw usage_error("--bidder: " + error);
+            }
+        } else if (args[i] == "--ttl" && has_value) {
+            const auto d = parse_duration(args[++i]);
+            if (!d) {
+                throw usage_error(fmt::format("--ttl must look like 30s, 15m, 1h or 7d (got \"{}\")", args[i]));
+            }
+            ttl = *d;
+        } else {
+            throw usage_error(fmt::format("unexpected argument \"{}\" for token", args[i]));
+        }
+    }
+    if (admin == subject.has_value()) {
+        throw usage_error("token needs exactly one of --admin or --bidder NAME");
+    }
+    if (cfg.secret_key.empty()) {
+        throw config_error("SECRET_KEY", "SECRET_KEY must be set to sign tokens");
+    }
+    const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+    const nlohmann::json claims = {{"sub", admin ? std::string("admin") : *subject},
+                                   {"role", admin ? "admin" : "bidder"},
+                                   {"iat", now},
+                                   {"exp", now + ttl}};
+    std::cout << sign_jwt(claims, cfg.secret_key) << "\n";
     return 0;
 }
 
@@ -305,6 +350,9 @@ int run_cli(int argc, char** argv) {
                 throw usage_error("usage: seed [--wait SECONDS]");
             }
             return cmd_seed(cfg, wait);
+        }
+        if (command == "token") {
+            return cmd_token(cfg, rest);
         }
         if (command == "healthcheck" && rest.empty()) {
             return healthcheck(cfg.port) ? 0 : 1;

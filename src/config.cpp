@@ -386,6 +386,15 @@ config load_config(const env_map& env) {
         c.debug = *value;
     }
     if (production && c.debug) throw config_error("DEBUG", "DEBUG must be false when ENV=production");
+    if (const auto v = lookup(env, "AUTH_REQUIRED")) {
+        const auto value = parse_bool(*v);
+        if (!value) fail("AUTH_REQUIRED", "true or false (or 1/0, yes/no, on/off)", *v);
+        c.auth_required = *value;
+    }
+    // A required token can only be checked with a key.
+    if (c.auth_required && c.secret_key.empty()) {
+        throw config_error("AUTH_REQUIRED", "AUTH_REQUIRED=true needs SECRET_KEY (tokens are signed with it)");
+    }
 
     if (const auto v = lookup(env, "REDIS_URL")) c.redis = parse_redis_url(*v);
 
@@ -411,7 +420,7 @@ const std::vector<std::string_view>& config_variables() {
         "ALLOWED_HOSTS", "LOG_LEVEL",          "DEBUG",           "REDIS_URL",    "POSTGRES_HOST",
         "POSTGRES_PORT", "POSTGRES_USER",      "POSTGRES_PASSWORD", "POSTGRESS_PASSWORD", "POSTGRES_DB",
         "DATABASE_URL",  "HEARTBEAT_INTERVAL", "IDLE_TIMEOUT",    "HISTORY_LIMIT", "MAX_MESSAGE_BYTES",
-        "DRAIN_TIMEOUT", "DB_POOL_SIZE",       "THREADS",
+        "DRAIN_TIMEOUT", "DB_POOL_SIZE",       "THREADS",         "AUTH_REQUIRED",
     };
     return names;
 }

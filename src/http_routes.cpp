@@ -1,5 +1,8 @@
 #include <bidding/host_match.hpp>
 #include <bidding/http_routes.hpp>
+#include <bidding/jwt.hpp>
+#include <bidding/protocol.hpp>
+#include <bidding/web_assets.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -87,6 +90,26 @@ upgrade_decision decide_upgrade(const std::vector<std::string>& allowed_hosts, s
     return ok;
 }
 
+ws_identity decide_identity(std::optional<std::string_view> token, const std::string& secret_key, bool required,
+                            std::int64_t now_seconds) {
+    if (!token) {
+        return ws_identity{required, std::nullopt};
+    }
+    // A token that is present must be valid, whether or not tokens are required.
+    if (secret_key.empty()) {
+        return ws_identity{true, std::nullopt};
+    }
+    const auto result = verify_jwt(*token, secret_key, now_seconds);
+    if (!result.claims || !result.claims->contains("sub") || !(*result.claims)["sub"].is_string()) {
+        return ws_identity{true, std::nullopt};
+    }
+    auto name = normalize_name((*result.claims)["sub"].get<std::string>());
+    if (!name) {
+        return ws_identity{true, std::nullopt};
+    }
+    return ws_identity{false, std::move(name)};
+}
+
 std::string upgrade_refusal_body(unsigned status) {
     switch (status) {
     case 400:
@@ -96,6 +119,45 @@ std::string upgrade_refusal_body(unsigned status) {
     default:
         return error_body("not_found", "no such auction endpoint");
     }
+}
+
+std::optional<http_reply> route_page(std::string_view method, std::string_view target) {
+    const auto path = path_of(target);
+    std::string_view file;
+    if (path == "/") {
+        file = "index.html";
+    } else if (path.starts_with("/bid/")) {
+        // Same digits rule as the WebSocket endpoint: /bid/{id} for exactly the ids /ws/bid/ takes.
+        if (!match_ws_bid_path(std::string("/ws") + std::string(path))) {
+            return std::nullopt;
+        }
+        file = "bid.html";
+    } else if (path.starts_with("/static/")) {
+        file = path.substr(8);
+        if (file.empty() || file.find('/') != std::string_view::npos) {
+            return std::nullopt;
+        }
+    } else {
+        return std::nullopt;
+    }
+    if (method != "GET" && method != "HEAD") {
+        http_reply r{405, error_body("method_not_allowed", "use GET"), "application/json", {}};
+        r.headers.emplace_back("Allow", "GET");
+        return r;
+    }
+    const auto* asset = find_web_asset(file);
+    if (asset == nullptr) {
+        return http_reply{404, error_body("not_found", "no such file"), "application/json", {}};
+    }
+    http_reply r{200, std::string(asset->body), std::string(content_type_for(file)), {}};
+    // The page runs only its own scripts and styles and talks only to its own origin.
+    r.headers.emplace_back("Content-Security-Policy",
+                           "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; style-src 'self'; "
+                           "script-src 'self'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'");
+    r.headers.emplace_back("X-Content-Type-Options", "nosniff");
+    r.headers.emplace_back("Referrer-Policy", "no-referrer");
+    r.headers.emplace_back("Cache-Control", file.ends_with(".html") ? "no-cache" : "public, max-age=300");
+    return r;
 }
 
 http_reply route_http(std::string_view method, std::string_view target, const service_status& status,

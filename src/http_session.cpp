@@ -1,3 +1,6 @@
+#include <bidding/api_routes.hpp>
+#include <bidding/db_pool.hpp>
+#include <bidding/host_match.hpp>
 #include <bidding/http_routes.hpp>
 #include <bidding/http_session.hpp>
 #include <bidding/websocket_session.hpp>
@@ -15,7 +18,12 @@ namespace net = boost::asio;
 namespace {
 constexpr auto request_timeout = std::chrono::seconds(30);
 constexpr std::uint32_t header_limit = 8 * 1024;
-constexpr std::uint64_t body_limit = 64 * 1024;
+constexpr std::uint64_t body_limit = max_api_body_bytes;
+
+std::int64_t unix_now() {
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
 }  // namespace
 
 http_session::http_session(net::ip::tcp::socket&& socket, std::shared_ptr<server_context> ctx)
@@ -34,6 +42,11 @@ void http_session::do_read() {
 void http_session::on_read(beast::error_code ec, std::size_t) {
     if (ec == http::error::end_of_stream) {
         stream_.socket().shutdown(net::ip::tcp::socket::shutdown_send, ec);
+        return;
+    }
+    if (ec == http::error::body_limit) {
+        const auto r = api_error(413, "payload_too_large", "the body must be at most 16 KiB");
+        reply(r.status, r.body, false, "application/json");
         return;
     }
     if (ec) {
@@ -58,8 +71,27 @@ void http_session::on_read(beast::error_code ec, std::size_t) {
             reply(503, R"({"error":"draining","message":"server is shutting down"})", false, "application/json");
             return;
         }
-        std::make_shared<websocket_session>(stream_.release_socket(), ctx_, decision.id, decision.since)
+        auto identity = decide_identity(query_param(req.target(), "token"), ctx_->cfg.secret_key,
+                                        ctx_->cfg.auth_required, unix_now());
+        std::make_shared<websocket_session>(stream_.release_socket(), ctx_, decision.id, decision.since,
+                                            std::move(identity))
             ->run(std::move(req));
+        return;
+    }
+    // The page and the API answer only for ALLOWED_HOSTS, as Django does (400).
+    auto page = route_page(req.method_string(), req.target());
+    const bool api = is_api_path(req.target());
+    if ((api || page) && !host_allowed(ctx_->cfg.allowed_hosts, req[http::field::host])) {
+        const auto r = api_error(400, "bad_request", "host not allowed");
+        reply(r.status, r.body, false, "application/json");
+        return;
+    }
+    if (api) {
+        handle_api(std::move(req));
+        return;
+    }
+    if (page) {
+        reply(page->status, std::move(page->body), req.keep_alive(), page->content_type, page->headers);
         return;
     }
     const auto extra = ctx_->observe();
@@ -76,10 +108,37 @@ void http_session::on_read(beast::error_code ec, std::size_t) {
     reply(r.status, r.body, req.keep_alive(), r.content_type);
 }
 
-void http_session::reply(unsigned status, std::string body, bool keep_alive, std::string_view content_type) {
+void http_session::handle_api(http::request<http::string_body>&& req) {
+    const bool keep_alive = req.keep_alive();
+    const api_request areq{req.method_string(), req.target(), req[http::field::authorization], req.body()};
+    auto route = route_api(areq, ctx_->cfg.secret_key, unix_now());
+    if (route.reply) {
+        send_api(std::move(*route.reply), keep_alive);
+        return;
+    }
+    // Postgres work runs on the pool; the reply comes back to this connection's strand.
+    ctx_->db.post([self = shared_from_this(), job = std::move(route.job), keep_alive](postgres_store& store) {
+        auto r = job(store);
+        net::post(self->stream_.get_executor(),
+                  [self, r = std::move(r), keep_alive]() mutable { self->send_api(std::move(r), keep_alive); });
+    });
+}
+
+void http_session::send_api(api_reply r, bool keep_alive) {
+    if (r.closed && ctx_->publish_close) {
+        ctx_->publish_close(r.closed->first, r.closed->second);
+    }
+    reply(r.status, std::move(r.body), keep_alive, "application/json", r.headers);
+}
+
+void http_session::reply(unsigned status, std::string body, bool keep_alive, std::string_view content_type,
+                         const std::vector<std::pair<std::string, std::string>>& headers) {
     auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(status), 11);
     res->set(http::field::server, "bidding-server");
     res->set(http::field::content_type, content_type);
+    for (const auto& [name, value] : headers) {
+        res->set(name, value);
+    }
     res->keep_alive(keep_alive);
     res->body() = std::move(body);
     res->prepare_payload();

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <limits>
 #include <chrono>
 #include <thread>
 
@@ -286,26 +287,56 @@ close_result postgres_store::close_auction(auction_id id) {
     });
 }
 
+namespace {
+
+const std::string list_sql_head =
+    "SELECT b.id, b.name, b.status, (b.initial_price * 100)::bigint, " BIDDING_ISO("b.created_at") ", "
+    "h.id, h.bidder_name, (h.price * 100)::bigint, " BIDDING_ISO("h.added_at") " FROM bids_bid b "
+    "LEFT JOIN LATERAL (SELECT id, bidder_name, price, added_at FROM bids_bidhistory "
+    "  WHERE bid_id = b.id ORDER BY id DESC LIMIT 1) h ON true ";
+
+auction auction_with_newest(const pqxx::row& r) {
+    std::vector<history_entry> newest;
+    if (!r[5].is_null()) {
+        newest.push_back(
+            history_entry{r[5].as<seq_t>(), r[6].as<std::string>(), r[7].as<cents>(), r[8].as<std::string>()});
+    }
+    return auction_from(r, newest);
+}
+
+}  // namespace
+
 std::vector<auction> postgres_store::list_auctions() {
+    return list_auctions(std::nullopt, std::numeric_limits<std::int32_t>::max(), 0).items;
+}
+
+postgres_store::auction_page postgres_store::list_auctions(std::optional<auction_status> status, std::size_t limit,
+                                                           std::size_t offset) {
     return with_connection([&](pqxx::connection_base& c) {
         pqxx::read_transaction tx(c);
-        const auto rows = tx.exec(
-            "SELECT b.id, b.name, b.status, (b.initial_price * 100)::bigint, " BIDDING_ISO("b.created_at") ", "
-            "h.id, h.bidder_name, (h.price * 100)::bigint, " BIDDING_ISO("h.added_at") " FROM bids_bid b "
-            "LEFT JOIN LATERAL (SELECT id, bidder_name, price, added_at FROM bids_bidhistory "
-            "  WHERE bid_id = b.id ORDER BY id DESC LIMIT 1) h ON true ORDER BY b.id");
-        std::vector<auction> out;
-        out.reserve(rows.size());
-        for (const auto& r : rows) {
-            std::vector<history_entry> newest;
-            if (!r[5].is_null()) {
-                newest.push_back(history_entry{r[5].as<seq_t>(), r[6].as<std::string>(), r[7].as<cents>(),
-                                               r[8].as<std::string>()});
-            }
-            out.push_back(auction_from(r, newest));
+        // Anything but 'open' counts as closed, as everywhere else.
+        const std::string param = !status ? "all" : status == auction_status::open ? "open" : "closed";
+        const std::string filter = "WHERE ($1 = 'all' OR ($1 = 'open') = (b.status = 'open')) ";
+        auction_page page;
+        page.total = tx.exec_params1("SELECT count(*) FROM bids_bid b " + filter, param)[0].as<std::int64_t>();
+        for (const auto& r : tx.exec_params(list_sql_head + filter + "ORDER BY b.id LIMIT $2 OFFSET $3", param,
+                                            static_cast<std::int64_t>(limit), static_cast<std::int64_t>(offset))) {
+            page.items.push_back(auction_with_newest(r));
         }
         tx.commit();
-        return out;
+        return page;
+    });
+}
+
+std::optional<auction> postgres_store::find_auction(auction_id id) {
+    return with_connection([&](pqxx::connection_base& c) -> std::optional<auction> {
+        pqxx::read_transaction tx(c);
+        const auto rows = tx.exec_params(list_sql_head + "WHERE b.id = $1", id);
+        tx.commit();
+        if (rows.empty()) {
+            return std::nullopt;
+        }
+        return auction_with_newest(rows[0]);
     });
 }
 

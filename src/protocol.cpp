@@ -273,7 +273,7 @@ std::string_view to_string(error_code code) {
     return "invalid_message";
 }
 
-client_message parse_client_message(std::string_view text) {
+client_message parse_client_message(std::string_view text, bool name_from_token) {
     if (trim(text) == "pong") return pong_message{};
 
     const number_rewrite rewrite = rewrite_huge_numbers(text);
@@ -311,8 +311,8 @@ client_message parse_client_message(std::string_view text) {
         }
     }
 
-    const member* name = doc.find("name");
-    if (name == nullptr || name->kind != json_kind::string) {
+    const member* name = name_from_token ? nullptr : doc.find("name");
+    if (!name_from_token && (name == nullptr || name->kind != json_kind::string)) {
         return error(error_code::invalid_message, "name is required and must be a string", ref);
     }
 
@@ -323,14 +323,54 @@ client_message parse_client_message(std::string_view text) {
         return error(error_code::invalid_message, "price must be a number or a numeric string", ref);
     }
 
-    std::string name_error;
-    auto valid_name = normalize_name(name->text, &name_error);
-    if (!valid_name) return error(error_code::invalid_name, std::move(name_error), ref);
+    std::optional<std::string> valid_name = std::string();
+    if (!name_from_token) {
+        std::string name_error;
+        valid_name = normalize_name(name->text, &name_error);
+        if (!valid_name) return error(error_code::invalid_name, std::move(name_error), ref);
+    }
 
     const price_parse_result parsed = parse_price(price->text);
     if (!parsed.value) return error(error_code::invalid_price, std::string(describe(parsed.error)), ref);
 
     return bid_request{std::move(*valid_name), *parsed.value, std::move(ref)};
+}
+
+std::variant<new_auction_request, body_error> parse_new_auction(std::string_view body) {
+    const number_rewrite rewrite = rewrite_huge_numbers(body);
+    const std::string_view input = rewrite.originals.empty() ? body : std::string_view(rewrite.text);
+    top_level_recorder doc(rewrite.originals);
+    if (!json::sax_parse(input.data(), input.data() + input.size(), &doc)) {
+        return body_error{"invalid_json", "the body is not valid JSON"};
+    }
+    if (doc.document_kind() != json_kind::object) {
+        return body_error{"bad_request", "the body must be a JSON object"};
+    }
+    if (doc.first_duplicate()) {
+        return body_error{"bad_request", "duplicate field \"" + std::string(first_code_points(*doc.first_duplicate(), 64)) + "\""};
+    }
+    const member* name = doc.find("name");
+    if (name == nullptr || name->kind != json_kind::string) {
+        return body_error{"bad_request", "name is required and must be a string"};
+    }
+    new_auction_request out;
+    std::string problem;
+    auto valid = normalize_name(name->text, &problem);
+    if (!valid) {
+        return body_error{"invalid_name", problem};
+    }
+    out.name = std::move(*valid);
+    if (const member* price = doc.find("initial_price")) {
+        if (price->kind != json_kind::number && price->kind != json_kind::string) {
+            return body_error{"bad_request", "initial_price must be a number or a numeric string"};
+        }
+        const auto parsed = parse_price(price->text);
+        if (!parsed.value) {
+            return body_error{"invalid_price", std::string(describe(parsed.error))};
+        }
+        out.initial_price = *parsed.value;
+    }
+    return out;
 }
 
 std::optional<std::string> normalize_name(std::string_view raw, std::string* error) {

@@ -75,6 +75,11 @@ int run_server(const config& cfg) {
     bid_service bids(db, registry, stats, std::move(publish));
     close_listener closes(cfg.database_conninfo, registry);
     auto ctx = std::make_shared<server_context>(cfg, registry, bids, db, stats);
+    if (bus) {
+        ctx->publish_close = [&bus](auction_id id, const std::string& bid_closed) {
+            bus->publish(id, encode_close(bid_closed));
+        };
+    }
     ctx->observe = [&registry, &closes, &bus, ctx = ctx.get()] {
         metrics_extra extra;
         extra.connections_per_auction = registry.room_sizes();

@@ -32,11 +32,12 @@ websocket::close_reason reason(std::uint16_t code, const char* text) {
 }  // namespace
 
 websocket_session::websocket_session(net::ip::tcp::socket&& socket, std::shared_ptr<server_context> ctx,
-                                     auction_id id, std::optional<seq_t> since)
+                                     auction_id id, std::optional<seq_t> since, ws_identity identity)
     : ws_(std::move(socket)),
       ctx_(std::move(ctx)),
       auction_(id),
       since_(since),
+      identity_(std::move(identity)),
       ping_timer_(ws_.get_executor()),
       idle_timer_(ws_.get_executor()) {
     beast::error_code ec;
@@ -87,6 +88,12 @@ void websocket_session::on_accept(beast::error_code ec) {
     if (ctx_->draining) {
         phase_ = phase::live;  // so that close() proceeds
         close(reason(1012, "server shutdown"));
+        return;
+    }
+    if (identity_.refused) {
+        spdlog::debug("unauthorized: {} auction {}", peer_, auction_);
+        phase_ = phase::live;
+        close(reason(4001, "unauthorized"));
         return;
     }
     // Join before reading the snapshot: a bid committed after the read is then surely
@@ -179,7 +186,10 @@ void websocket_session::on_read(beast::error_code ec, std::size_t) {
 }
 
 void websocket_session::handle_text(std::string_view text) {
-    auto message = parse_client_message(text);
+    auto message = parse_client_message(text, identity_.name.has_value());
+    if (auto* bid = std::get_if<bid_request>(&message); bid != nullptr && identity_.name) {
+        bid->name = *identity_.name;  // a signed identity wins over whatever the message says
+    }
     if (std::holds_alternative<pong_message>(message)) {
         touch();
         return;

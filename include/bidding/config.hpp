@@ -42,6 +42,7 @@ struct config {
     std::vector<std::string> allowed_hosts{"localhost", "127.0.0.1", "[::1]"};
     std::string log_level{"info"};  // one of trace, debug, info, warning, error, critical
     bool debug{false};
+    bool auth_required{false};  // WebSocket clients must present a valid bidder token
     std::optional<redis_endpoint> redis;  // empty REDIS_URL: single-pod mode
     std::string database_conninfo;        // libpq conninfo or URI: contains the password, never logged
     std::string database_display;         // the same without the password, for logs

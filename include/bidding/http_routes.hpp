@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <optional>
+#include <utility>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -28,6 +29,14 @@ struct upgrade_decision {
 upgrade_decision decide_upgrade(const std::vector<std::string>& allowed_hosts, std::string_view target,
                                 std::string_view host, std::optional<std::string_view> origin);
 
+// Who a WebSocket client is, from its ?token= (a bidder token signed with SECRET_KEY).
+struct ws_identity {
+    bool refused{false};              // close 4001 "unauthorized" after the upgrade
+    std::optional<std::string> name;  // the token's sub: every bid of the connection carries it
+};
+ws_identity decide_identity(std::optional<std::string_view> token, const std::string& secret_key, bool required,
+                            std::int64_t now_seconds);
+
 // The JSON body of a refused upgrade (400, 403 or 404).
 std::string upgrade_refusal_body(unsigned status);
 
@@ -35,7 +44,12 @@ struct http_reply {
     unsigned status{200};
     std::string body;
     std::string content_type{"application/json"};
+    std::vector<std::pair<std::string, std::string>> headers{};
 };
+
+// The browser page: "/" (the list), "/bid/{id}" (one auction) and "/static/NAME" (its files),
+// from the files embedded in the binary. nullopt for any other path.
+std::optional<http_reply> route_page(std::string_view method, std::string_view target);
 
 // What the health and version routes report.
 struct service_status {

@@ -11,8 +11,13 @@
 
 #include <memory>
 #include <optional>
+#include <string>
+#include <utility>
+#include <vector>
 
 namespace bidding {
+
+struct api_reply;
 
 class http_session : public std::enable_shared_from_this<http_session> {
 public:
@@ -22,7 +27,10 @@ public:
 private:
     void do_read();
     void on_read(boost::beast::error_code ec, std::size_t bytes);
-    void reply(unsigned status, std::string body, bool keep_alive, std::string_view content_type);
+    void reply(unsigned status, std::string body, bool keep_alive, std::string_view content_type,
+               const std::vector<std::pair<std::string, std::string>>& headers = {});
+    void handle_api(boost::beast::http::request<boost::beast::http::string_body>&& req);
+    void send_api(api_reply r, bool keep_alive);
     void on_write(bool keep_alive, boost::beast::error_code ec, std::size_t bytes);
 
     boost::beast::tcp_stream stream_;

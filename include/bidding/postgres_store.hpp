@@ -72,6 +72,14 @@ public:
     close_result close_auction(auction_id id);
     std::vector<auction> list_auctions();
 
+    struct auction_page {
+        std::vector<auction> items;
+        std::int64_t total{0};
+    };
+    // Ordered by id; `status` filters when given.
+    auction_page list_auctions(std::optional<auction_status> status, std::size_t limit, std::size_t offset);
+    std::optional<auction> find_auction(auction_id id);
+
     // The Django app's seed rows, idempotent; moves the identity sequence past them.
     void seed();
 

@@ -47,11 +47,25 @@ using client_message = std::variant<pong_message, bid_request, message_error>;
 
 // Parses one text frame. Numbers are read from their JSON text, never through a double.
 // Accepted: bare text "pong"; {"type":"pong"}; {"name":..., "price"|"Price":..., "type":"bid"?, "ref"?}.
-client_message parse_client_message(std::string_view text);
+// With `name_from_token` the connection's identity comes from its signed token: "name" is neither
+// required nor read (the caller sets the bidder).
+client_message parse_client_message(std::string_view text, bool name_from_token = false);
 
 // Trims ASCII whitespace and checks a bidder or item name: valid UTF-8, 1..255 code points, no
 // control characters. nullopt (and *error set, when given) when it is not acceptable.
 std::optional<std::string> normalize_name(std::string_view raw, std::string* error = nullptr);
+
+// The body of POST /api/bids: {"name": string, "initial_price": number or string (optional,
+// default 100.00)}, numbers read from their text like bids' prices.
+struct new_auction_request {
+    std::string name;
+    cents initial_price{10'000};
+};
+struct body_error {
+    std::string code;  // invalid_json, bad_request, invalid_name, invalid_price
+    std::string message;
+};
+std::variant<new_auction_request, body_error> parse_new_auction(std::string_view body);
 
 // Server messages, serialized once and shared by every recipient.
 std::string serialize_initial_state(const auction& a, const std::vector<history_entry>& newest_first);

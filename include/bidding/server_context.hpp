@@ -20,6 +20,8 @@ struct server_context {
     metrics& stats;
     // The state /readyz and /metrics report that lives outside the connection path.
     std::function<metrics_extra()> observe;
+    // Tells the other pods that an auction was closed here (Redis); empty in single-pod mode.
+    std::function<void(auction_id, const std::string&)> publish_close;
     std::atomic<bool> draining{false};
 };
 

@@ -2,6 +2,7 @@
 // One WebSocket client following one auction. Everything it does runs on its own strand;
 // the public methods may be called from any thread and post onto that strand.
 #include <bidding/fanout.hpp>
+#include <bidding/http_routes.hpp>
 #include <bidding/postgres_store.hpp>
 #include <bidding/server_context.hpp>
 
@@ -29,7 +30,7 @@ public:
 
     // `since`: the client reconnects having seen up to that seq (?since=SEQ).
     websocket_session(boost::asio::ip::tcp::socket&& socket, std::shared_ptr<server_context> ctx, auction_id id,
-                      std::optional<seq_t> since);
+                      std::optional<seq_t> since, ws_identity identity);
     ~websocket_session();
 
     // Completes the upgrade of `req` (already validated: host, origin, path).
@@ -77,6 +78,7 @@ private:
     std::shared_ptr<server_context> ctx_;
     const auction_id auction_;
     const std::optional<seq_t> since_;
+    const ws_identity identity_;
     std::string peer_;
     boost::asio::steady_timer ping_timer_;
     boost::asio::steady_timer idle_timer_;

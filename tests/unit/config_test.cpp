@@ -40,12 +40,25 @@ TEST(ConfigVariables, EveryDeclaredVariableIsAcceptedWithAValidValue) {
                            {"POSTGRES_PASSWORD", "p"}, {"POSTGRESS_PASSWORD", "p"}, {"POSTGRES_DB", "d"},
                            {"DATABASE_URL", "postgresql://u:p@db/d"}, {"HEARTBEAT_INTERVAL", "1"},
                            {"IDLE_TIMEOUT", "2"}, {"HISTORY_LIMIT", "3"}, {"MAX_MESSAGE_BYTES", "100"},
-                           {"DRAIN_TIMEOUT", "4"}, {"DB_POOL_SIZE", "2"}, {"THREADS", "1"}};
+                           {"DRAIN_TIMEOUT", "4"}, {"DB_POOL_SIZE", "2"}, {"THREADS", "1"},
+                           {"AUTH_REQUIRED", "true"}};
     EXPECT_NO_THROW(load_config(valid));
     for (const auto name : config_variables()) {
         EXPECT_TRUE(valid.count(std::string(name)) == 1) << name << " is declared but this test does not set it";
     }
     EXPECT_EQ(valid.size(), config_variables().size()) << "a variable set here is not declared";
+}
+
+TEST(LoadConfig, AuthRequiredNeedsASecretKey) {
+    EXPECT_FALSE(load_config({}).auth_required) << "tokens are optional by default";
+    EXPECT_TRUE(load_config({{"AUTH_REQUIRED", "true"}, {"SECRET_KEY", "k"}}).auth_required);
+    try {
+        load_config({{"AUTH_REQUIRED", "true"}});
+        FAIL() << "AUTH_REQUIRED without SECRET_KEY would refuse every client";
+    } catch (const config_error& e) {
+        EXPECT_EQ(e.variable(), "AUTH_REQUIRED");
+    }
+    EXPECT_THROW(load_config({{"AUTH_REQUIRED", "maybe"}}), config_error);
 }
 
 TEST(LoadConfig, Defaults) {

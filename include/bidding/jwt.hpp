@@ -1,0 +1,34 @@
+#pragma once
+// HS256 JSON Web Tokens (RFC 7519) for admin calls and signed bidder identities. The signature
+// is OpenSSL's HMAC-SHA256; verification compares in constant time and accepts only HS256.
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace bidding {
+
+std::string base64url_encode(std::string_view bytes);
+std::optional<std::string> base64url_decode(std::string_view text);
+
+// header {"alg":"HS256","typ":"JWT"} . claims . signature
+std::string sign_jwt(const nlohmann::json& claims, std::string_view key);
+
+enum class jwt_error { malformed, bad_algorithm, bad_signature, expired, missing_expiry };
+std::string_view describe(jwt_error error);
+
+struct jwt_result {
+    std::optional<nlohmann::json> claims;  // set when valid
+    jwt_error error{jwt_error::malformed};
+};
+
+// Valid when well formed, HS256, correctly signed with `key`, and `exp` (required) is after
+// `now_seconds` (Unix time).
+jwt_result verify_jwt(std::string_view token, std::string_view key, std::int64_t now_seconds);
+
+// "30s", "15m", "1h", "7d" -> seconds; nullopt for anything else (or 0, or over a year).
+std::optional<std::int64_t> parse_duration(std::string_view text);
+
+}  // namespace bidding
