@@ -391,6 +391,17 @@ config load_config(const env_map& env) {
         if (!value) fail("AUTH_REQUIRED", "true or false (or 1/0, yes/no, on/off)", *v);
         c.auth_required = *value;
     }
+    // Per-connection bid rate: whole numbers, so the form stays simple to state and check.
+    if (const auto v = lookup(env, "BID_RATE_LIMIT")) {
+        const auto n = parse_unsigned(*v);
+        if (!n || *n > 100000) fail("BID_RATE_LIMIT", "an integer from 0 (no limit) to 100000 bids per second", *v);
+        c.bid_rate_limit = static_cast<double>(*n);
+    }
+    if (const auto v = lookup(env, "BID_BURST")) {
+        const auto n = parse_unsigned(*v);
+        if (!n || *n < 1 || *n > 100000) fail("BID_BURST", "an integer from 1 to 100000", *v);
+        c.bid_burst = static_cast<double>(*n);
+    }
     // A required token can only be checked with a key.
     if (c.auth_required && c.secret_key.empty()) {
         throw config_error("AUTH_REQUIRED", "AUTH_REQUIRED=true needs SECRET_KEY (tokens are signed with it)");
@@ -420,7 +431,7 @@ const std::vector<std::string_view>& config_variables() {
         "ALLOWED_HOSTS", "LOG_LEVEL",          "DEBUG",           "REDIS_URL",    "POSTGRES_HOST",
         "POSTGRES_PORT", "POSTGRES_USER",      "POSTGRES_PASSWORD", "POSTGRESS_PASSWORD", "POSTGRES_DB",
         "DATABASE_URL",  "HEARTBEAT_INTERVAL", "IDLE_TIMEOUT",    "HISTORY_LIMIT", "MAX_MESSAGE_BYTES",
-        "DRAIN_TIMEOUT", "DB_POOL_SIZE",       "THREADS",         "AUTH_REQUIRED",
+        "DRAIN_TIMEOUT", "DB_POOL_SIZE",       "THREADS",         "AUTH_REQUIRED", "BID_RATE_LIMIT", "BID_BURST",
     };
     return names;
 }

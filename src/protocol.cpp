@@ -269,6 +269,7 @@ std::string_view to_string(error_code code) {
         case error_code::bid_closed: return "bid_closed";
         case error_code::unsupported: return "unsupported";
         case error_code::unavailable: return "unavailable";
+        case error_code::rate_limited: return "rate_limited";
     }
     return "invalid_message";
 }

@@ -38,6 +38,7 @@ websocket_session::websocket_session(net::ip::tcp::socket&& socket, std::shared_
       auction_(id),
       since_(since),
       identity_(std::move(identity)),
+      bid_rate_(ctx_->cfg.bid_rate_limit, ctx_->cfg.bid_burst),
       ping_timer_(ws_.get_executor()),
       idle_timer_(ws_.get_executor()) {
     beast::error_code ec;
@@ -205,6 +206,13 @@ void websocket_session::handle_text(std::string_view text) {
         return;
     }
     touch();
+    if (!bid_rate_.allow(std::chrono::steady_clock::now())) {
+        auto& bid = std::get<bid_request>(message);
+        ctx_->stats.bid_rejected(error_code::rate_limited);
+        send(make_shared_text(
+            serialize_error(error_code::rate_limited, "too many bids; slow down and try again", bid.ref)));
+        return;
+    }
     if (ctx_->draining) {
         auto& bid = std::get<bid_request>(message);
         ctx_->stats.bid_rejected(error_code::unavailable);

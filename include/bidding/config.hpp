@@ -43,6 +43,8 @@ struct config {
     std::string log_level{"info"};  // one of trace, debug, info, warning, error, critical
     bool debug{false};
     bool auth_required{false};  // WebSocket clients must present a valid bidder token
+    double bid_rate_limit{50};  // bids per second per connection (0: no limit)
+    double bid_burst{100};      // bids a connection may send at once
     std::optional<redis_endpoint> redis;  // empty REDIS_URL: single-pod mode
     std::string database_conninfo;        // libpq conninfo or URI: contains the password, never logged
     std::string database_display;         // the same without the password, for logs

@@ -66,7 +66,7 @@ private:
     std::atomic<std::uint64_t> messages_in_{0};
     std::atomic<std::uint64_t> messages_out_{0};
     std::atomic<std::uint64_t> bids_accepted_{0};
-    std::array<std::atomic<std::uint64_t>, 8> bids_rejected_{};  // by error_code
+    std::array<std::atomic<std::uint64_t>, 9> bids_rejected_{};  // by error_code
     std::atomic<std::uint64_t> slow_consumers_{0};
     std::atomic<std::uint64_t> postgres_reconnects_{0};
 };

@@ -21,6 +21,7 @@ enum class error_code {
     bid_closed,
     unsupported,
     unavailable,
+    rate_limited,
 };
 
 std::string_view to_string(error_code code);

@@ -3,6 +3,7 @@
 // the public methods may be called from any thread and post onto that strand.
 #include <bidding/fanout.hpp>
 #include <bidding/http_routes.hpp>
+#include <bidding/rate_limiter.hpp>
 #include <bidding/postgres_store.hpp>
 #include <bidding/server_context.hpp>
 
@@ -79,6 +80,7 @@ private:
     const auction_id auction_;
     const std::optional<seq_t> since_;
     const ws_identity identity_;
+    rate_limiter bid_rate_;
     std::string peer_;
     boost::asio::steady_timer ping_timer_;
     boost::asio::steady_timer idle_timer_;

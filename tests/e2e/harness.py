@@ -43,7 +43,7 @@ CONFIG_VARIABLES = (
     "ENV", "APP_NAME", "APP_VERSION", "APP_PORT", "SECRET_KEY", "ALLOWED_HOSTS", "LOG_LEVEL",
     "DEBUG", "REDIS_URL", "DATABASE_URL", "POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_USER",
     "POSTGRES_PASSWORD", "POSTGRES_DB", "HEARTBEAT_INTERVAL", "IDLE_TIMEOUT", "HISTORY_LIMIT",
-    "MAX_MESSAGE_BYTES", "DRAIN_TIMEOUT", "DB_POOL_SIZE", "THREADS", "POSTGRESS_PASSWORD",
+    "MAX_MESSAGE_BYTES", "DRAIN_TIMEOUT", "DB_POOL_SIZE", "THREADS", "POSTGRESS_PASSWORD", "AUTH_REQUIRED", "BID_RATE_LIMIT", "BID_BURST",
 )
 
 ISO_MILLIS_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
@@ -517,6 +517,8 @@ def server_env(database_url: str, port: int, redis_url: str = "",
         "LOG_LEVEL": "debug",
         "HEARTBEAT_INTERVAL": "30",
         "IDLE_TIMEOUT": "360",
+        # Tests bid far faster than people; the limit has its own test (test_rate_limit.py).
+        "BID_RATE_LIMIT": "0",
     }
     base.update(env or {})
     return clean_env(base)
@@ -972,3 +974,130 @@ def check_acknowledged_are_stored(records: Iterable[BidRecord], stored: list[tup
             assert by_seq[seq][1:] == (record.bidder, record.price), (
                 f"{record.client}: bid_accepted {record.reply} does not match the stored row {by_seq[seq]}")
     return count
+
+
+# --------------------------------------------------------------------------- HTTP API and tokens
+
+# The SECRET_KEY the API tests give the server and the `token` command (at least 32 characters).
+TEST_SECRET_KEY = "e2e-secret-key-for-tokens-0123456789abcdef"
+
+
+def b64url(data: bytes) -> str:
+    """base64url without padding, as JWTs write their three parts."""
+    import base64
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def b64url_decode(text: str) -> bytes:
+    import base64
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def make_jwt(claims: dict, key: str = TEST_SECRET_KEY, alg: str = "HS256",
+             header: dict | None = None) -> str:
+    """A JWT forged with the standard library: HS256/HS384/HS512 signed with `key`, or alg "none"
+    with an empty signature. `header` replaces the default {"alg":alg,"typ":"JWT"}."""
+    import hashlib
+    import hmac
+    head = header if header is not None else {"alg": alg, "typ": "JWT"}
+    signing_input = (b64url(json.dumps(head, separators=(",", ":")).encode()) + "."
+                     + b64url(json.dumps(claims, separators=(",", ":")).encode()))
+    if alg == "none":
+        return signing_input + "."
+    digest = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}[alg]
+    signature = hmac.new(key.encode(), signing_input.encode(), digest).digest()
+    return signing_input + "." + b64url(signature)
+
+
+def token_claims(sub: str, role: str, ttl: int = 3600, **extra: Any) -> dict:
+    now = int(time.time())
+    claims: dict[str, Any] = {"sub": sub, "role": role, "iat": now, "exp": now + ttl}
+    claims.update(extra)
+    return claims
+
+
+def admin_jwt(key: str = TEST_SECRET_KEY, ttl: int = 3600) -> str:
+    return make_jwt(token_claims("admin", "admin", ttl), key)
+
+
+def bidder_jwt(name: str, key: str = TEST_SECRET_KEY, ttl: int = 3600) -> str:
+    return make_jwt(token_claims(name, "bidder", ttl), key)
+
+
+def decode_jwt(token: str) -> tuple[dict, dict, bytes]:
+    """(header, claims, signature) of a JWT, without verifying it."""
+    parts = token.split(".")
+    assert len(parts) == 3, f"a JWT has three dot-separated parts: {token!r}"
+    return json.loads(b64url_decode(parts[0])), json.loads(b64url_decode(parts[1])), b64url_decode(parts[2])
+
+
+def jwt_signature_ok(token: str, key: str = TEST_SECRET_KEY) -> bool:
+    import hashlib
+    import hmac
+    signing_input, _, signature = token.rpartition(".")
+    expected = hmac.new(key.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return hmac.compare_digest(b64url_decode(signature), expected)
+
+
+def cli_token(*args: str, key: str | None = TEST_SECRET_KEY) -> str:
+    """`bidding-server token ARGS...` with SECRET_KEY=key: the one line it prints."""
+    result = run_cli_ok("token", *args, env={"SECRET_KEY": key})
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1, f"`bidding-server token {' '.join(args)}` must print exactly one line, printed:\n{result.stdout}"
+    return lines[0].strip()
+
+
+@dataclass
+class HttpReply:
+    status: int
+    headers: Any  # http.client.HTTPMessage: case-insensitive .get()
+    text: str
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("Content-Type", "") or ""
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.text)
+        except ValueError:
+            raise AssertionError(f"HTTP {self.status}: the body is not JSON: {self.text[:500]!r}") from None
+
+    def __repr__(self) -> str:
+        return f"HTTP {self.status} {self.content_type!r} {self.text[:400]!r}"
+
+
+def http_request(server: Server, method: str, path: str, body: Any = None, *, token: str | None = None,
+                 headers: dict[str, str] | None = None, host: str | None = None,
+                 timeout: float = 10.0) -> HttpReply:
+    """One HTTP request to the server on a fresh connection. `body`: bytes/str sent as is, anything
+    else as JSON (with Content-Type: application/json); `token` adds Authorization: Bearer; `host`
+    replaces the Host header."""
+    import http.client
+    send_headers: dict[str, str] = {}
+    payload: bytes | None = None
+    if body is not None:
+        if isinstance(body, bytes):
+            payload = body
+        elif isinstance(body, str):
+            payload = body.encode()
+        else:
+            payload = json.dumps(body).encode()
+        send_headers["Content-Type"] = "application/json"
+    if token is not None:
+        send_headers["Authorization"] = f"Bearer {token}"
+    if host is not None:
+        send_headers["Host"] = host
+    send_headers.update(headers or {})
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=timeout)
+    try:
+        if payload is None and method in ("POST", "PUT", "PATCH"):
+            send_headers.setdefault("Content-Length", "0")
+        try:
+            conn.request(method, path, body=payload, headers=send_headers)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server may answer (e.g. 413) before reading the whole body: read its answer
+        response = conn.getresponse()
+        return HttpReply(response.status, response.headers, response.read().decode(errors="replace"))
+    finally:
+        conn.close()

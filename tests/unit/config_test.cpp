@@ -41,7 +41,7 @@ TEST(ConfigVariables, EveryDeclaredVariableIsAcceptedWithAValidValue) {
                            {"DATABASE_URL", "postgresql://u:p@db/d"}, {"HEARTBEAT_INTERVAL", "1"},
                            {"IDLE_TIMEOUT", "2"}, {"HISTORY_LIMIT", "3"}, {"MAX_MESSAGE_BYTES", "100"},
                            {"DRAIN_TIMEOUT", "4"}, {"DB_POOL_SIZE", "2"}, {"THREADS", "1"},
-                           {"AUTH_REQUIRED", "true"}};
+                           {"AUTH_REQUIRED", "true"}, {"BID_RATE_LIMIT", "5"}, {"BID_BURST", "10"}};
     EXPECT_NO_THROW(load_config(valid));
     for (const auto name : config_variables()) {
         EXPECT_TRUE(valid.count(std::string(name)) == 1) << name << " is declared but this test does not set it";
