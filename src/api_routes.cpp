@@ -174,8 +174,7 @@ api_route history_route(auction_id id, std::string_view target) {
                 j["limit"] = limit;
                 j["data"] = ordered_json::array();
                 for (const auto& e : rows) {
-                    j["data"].push_back(ordered_json{
-                        {"seq", e.seq}, {"bidder", e.bidder}, {"price", format_cents(e.price)}, {"added_at", e.added_at}});
+                    j["data"].push_back(history_object(e));
                 }
                 j["has_more"] = more;
                 return api_reply{200, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), {}, std::nullopt};
@@ -194,13 +193,7 @@ api_reply api_error(unsigned status, std::string_view code, std::string_view mes
 }
 
 std::string auction_json(const auction& a) {
-    ordered_json j = ordered_json::object();
-    j["id"] = a.id;
-    j["name"] = a.name;
-    j["status"] = to_string(a.status);
-    j["initial_price"] = format_cents(a.initial_price);
-    j["current_price"] = format_cents(a.current_price);
-    j["last_seq"] = a.last_seq;
+    auto j = auction_object(a);
     j["leader"] = a.leader ? ordered_json(*a.leader) : ordered_json(nullptr);
     j["winner"] = a.status == auction_status::closed && a.leader ? ordered_json(*a.leader) : ordered_json(nullptr);
     j["created_at"] = a.created_at;

@@ -86,14 +86,6 @@ auction_id parse_id(std::string_view text) {
     return id;
 }
 
-nlohmann::ordered_json auction_json(const auction& a) {
-    return {{"id", a.id},
-            {"name", a.name},
-            {"status", std::string(to_string(a.status))},
-            {"initial_price", format_cents(a.initial_price)},
-            {"current_price", format_cents(a.current_price)},
-            {"last_seq", a.last_seq}};
-}
 
 // --wait SECONDS, for the database commands (a container may start before its database).
 std::chrono::seconds parse_wait(std::vector<std::string_view>& args) {
@@ -271,7 +263,7 @@ int cmd_bid(const config& cfg, const std::vector<std::string_view>& args) {
             throw usage_error("bid create needs --name NAME");
         }
         const auto a = store.create_auction(*name, initial);
-        std::cout << auction_json(a).dump() << "\n";
+        std::cout << auction_object(a).dump() << "\n";
         return 0;
     }
     if (sub == "close") {

@@ -248,14 +248,6 @@ ordered_json optional_string(const std::optional<std::string>& s) {
     return s ? ordered_json(*s) : ordered_json(nullptr);
 }
 
-ordered_json history_json(const history_entry& e) {
-    ordered_json j = ordered_json::object();
-    j["seq"] = e.seq;
-    j["bidder"] = e.bidder;
-    j["price"] = format_cents(e.price);
-    j["added_at"] = e.added_at;
-    return j;
-}
 
 }  // namespace
 
@@ -383,23 +375,35 @@ std::optional<std::string> normalize_name(std::string_view raw, std::string* err
     return std::string(trimmed);
 }
 
+ordered_json auction_object(const auction& a) {
+    ordered_json j = ordered_json::object();
+    j["id"] = a.id;
+    j["name"] = a.name;
+    j["status"] = to_string(a.status);
+    j["initial_price"] = format_cents(a.initial_price);
+    j["current_price"] = format_cents(a.current_price);
+    j["last_seq"] = a.last_seq;
+    return j;
+}
+
+ordered_json history_object(const history_entry& e) {
+    ordered_json j = ordered_json::object();
+    j["seq"] = e.seq;
+    j["bidder"] = e.bidder;
+    j["price"] = format_cents(e.price);
+    j["added_at"] = e.added_at;
+    return j;
+}
+
 namespace {
 
 ordered_json initial_state_json(const auction& a, const std::vector<history_entry>& entries) {
-    ordered_json bid = ordered_json::object();
-    bid["id"] = a.id;
-    bid["name"] = a.name;
-    bid["status"] = to_string(a.status);
-    bid["initial_price"] = format_cents(a.initial_price);
-    bid["current_price"] = format_cents(a.current_price);
-    bid["last_seq"] = a.last_seq;
-
     ordered_json data = ordered_json::array();
-    for (const history_entry& e : entries) data.push_back(history_json(e));
+    for (const history_entry& e : entries) data.push_back(history_object(e));
 
     ordered_json j = ordered_json::object();
     j["type"] = "initial_state";
-    j["bid"] = std::move(bid);
+    j["bid"] = auction_object(a);
     j["data"] = std::move(data);
     return j;
 }

@@ -3,6 +3,8 @@
 // serializing server messages. Pure: no sockets, no database.
 #include <bidding/auction.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include <cstddef>
 #include <optional>
 #include <string>
@@ -67,6 +69,12 @@ struct body_error {
     std::string message;
 };
 std::variant<new_auction_request, body_error> parse_new_auction(std::string_view body);
+
+// The JSON objects every message, the API and the command line show for an auction
+// ({"id","name","status","initial_price","current_price","last_seq"}) and a history entry
+// ({"seq","bidder","price","added_at"}).
+nlohmann::ordered_json auction_object(const auction& a);
+nlohmann::ordered_json history_object(const history_entry& e);
 
 // Server messages, serialized once and shared by every recipient.
 std::string serialize_initial_state(const auction& a, const std::vector<history_entry>& newest_first);
