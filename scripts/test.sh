@@ -6,7 +6,9 @@
 # 1. installs the Debian packages (scripts/install-deps.sh) and builds (scripts/build.sh);
 # 2. runs the C++ unit tests with ctest;
 # 3. runs the end-to-end suite (tests/e2e) against the real build/bidding-server, with a
-#    Postgres and a Redis that the tests start themselves in temporary folders on free ports.
+#    Postgres and a Redis that the tests start themselves in temporary folders on free ports;
+#    the browser tests among them (test_browser.py: headless Chromium on the pages in web/) need
+#    tests/browser's npm packages, which scripts/install-browser-deps.sh installs first.
 # Exits non-zero when anything fails; both suites run even when the first one fails.
 set -euo pipefail
 
@@ -21,7 +23,10 @@ status=0
 echo "== unit tests (ctest)"
 ctest --test-dir build --output-on-failure --timeout 120 || status=1
 
-echo "== end-to-end tests (pytest tests/e2e)"
+echo "== browser test dependencies (Node packages of tests/browser)"
+"$root/scripts/install-browser-deps.sh" || status=1
+
+echo "== end-to-end tests (pytest tests/e2e, the browser tests included)"
 # Debian's python3, whose packages (pytest, websockets, psycopg2) install-deps installed.
 BIDDING_SERVER="$root/build/bidding-server" /usr/bin/python3 -m pytest -q tests/e2e "$@" || status=1
 
