@@ -30,9 +30,9 @@ ISO_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
 # --------------------------------------------------------------------------- fixtures and helpers
 
 @pytest.fixture(scope="module")
-def api_db(postgres):
-    """This module's database, migrated and seeded: 1 Vintage Camera and 2 Antique Vase open, 3 Rare Book closed."""
-    return harness.migrate_and_seed(postgres.create_database())
+def api_db(seeded_db):
+    """This module's database (conftest's seeded_db): 1 Vintage Camera and 2 Antique Vase open, 3 Rare Book closed."""
+    return seeded_db
 
 
 @pytest.fixture(scope="module")

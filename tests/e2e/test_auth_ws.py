@@ -22,8 +22,8 @@ from harness import TEST_SECRET_KEY, bid_frame, initial_state, recv_json, recv_u
 
 
 @pytest.fixture(scope="module")
-def auth_db(postgres):
-    return harness.migrate_and_seed(postgres.create_database())
+def auth_db(seeded_db):
+    return seeded_db
 
 
 @pytest.fixture(scope="module")
