@@ -1,23 +1,19 @@
 #include <bidding/api_routes.hpp>
 #include <bidding/http_routes.hpp>
+#include <bidding/integer_text.hpp>
 #include <bidding/jwt.hpp>
 #include <bidding/protocol.hpp>
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
-#include <charconv>
+#include <limits>
 
 namespace bidding {
 
 namespace {
 
 using ordered_json = nlohmann::ordered_json;
-
-std::string_view path_only(std::string_view target) {
-    const auto q = target.find_first_of("?#");
-    return q == std::string_view::npos ? target : target.substr(0, q);
-}
 
 // Splits "/api/bids/12/history" after "/api/bids" into {"12", "history"}; a trailing slash is ignored.
 std::vector<std::string_view> segments_after(std::string_view path, std::string_view prefix) {
@@ -36,19 +32,6 @@ std::vector<std::string_view> segments_after(std::string_view path, std::string_
         path = slash == std::string_view::npos ? std::string_view{} : path.substr(slash);
     }
     return out;
-}
-
-template <class Int>
-std::optional<Int> parse_int(std::string_view text, Int min, Int max) {
-    Int value{};
-    if (text.empty() || text.find_first_not_of("0123456789") != std::string_view::npos) {
-        return std::nullopt;
-    }
-    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (ec != std::errc{} || end != text.data() + text.size() || value < min || value > max) {
-        return std::nullopt;
-    }
-    return value;
 }
 
 api_reply method_not_allowed(std::string_view allow) {
@@ -119,14 +102,14 @@ api_route list_route(std::string_view target) {
     std::size_t limit = 20;
     std::size_t offset = 0;
     if (const auto l = query_param(target, "limit")) {
-        const auto v = parse_int<std::size_t>(*l, 1, 100);
+        const auto v = parse_integer<std::size_t>(*l, 1, 100);
         if (!v) {
             return done(api_error(400, "bad_request", "limit must be an integer from 1 to 100"));
         }
         limit = *v;
     }
     if (const auto o = query_param(target, "offset")) {
-        const auto v = parse_int<std::size_t>(*o, 0, 1'000'000'000);
+        const auto v = parse_integer<std::size_t>(*o, 0, 1'000'000'000);
         if (!v) {
             return done(api_error(400, "bad_request", "offset must be a non-negative integer"));
         }
@@ -148,14 +131,14 @@ api_route history_route(auction_id id, std::string_view target) {
     seq_t since = 0;
     std::size_t limit = 100;
     if (const auto s = query_param(target, "since")) {
-        const auto v = parse_int<seq_t>(*s, 0, std::numeric_limits<seq_t>::max());
+        const auto v = parse_integer<seq_t>(*s, 0, std::numeric_limits<seq_t>::max());
         if (!v) {
             return done(api_error(400, "bad_request", "since must be a non-negative integer"));
         }
         since = *v;
     }
     if (const auto l = query_param(target, "limit")) {
-        const auto v = parse_int<std::size_t>(*l, 1, 1000);
+        const auto v = parse_integer<std::size_t>(*l, 1, 1000);
         if (!v) {
             return done(api_error(400, "bad_request", "limit must be an integer from 1 to 1000"));
         }
@@ -184,12 +167,12 @@ api_route history_route(auction_id id, std::string_view target) {
 }  // namespace
 
 bool is_api_path(std::string_view target) {
-    const auto path = path_only(target);
+    const auto path = path_of(target);
     return path == "/api" || path.starts_with("/api/");
 }
 
 api_reply api_error(unsigned status, std::string_view code, std::string_view message) {
-    return api_reply{status, nlohmann::json{{"error", code}, {"message", message}}.dump(), {}, std::nullopt};
+    return api_reply{status, error_body(code, message), {}, std::nullopt};
 }
 
 std::string auction_json(const auction& a) {
@@ -201,7 +184,7 @@ std::string auction_json(const auction& a) {
 }
 
 api_route route_api(const api_request& req, const std::string& secret_key, std::int64_t now_seconds) {
-    const auto path = path_only(req.target);
+    const auto path = path_of(req.target);
     if (path != "/api/bids" && !path.starts_with("/api/bids/")) {
         return done(api_error(404, "not_found", "no such resource"));
     }
@@ -236,7 +219,7 @@ api_route route_api(const api_request& req, const std::string& secret_key, std::
                 })};
     }
 
-    const auto id = parse_int<auction_id>(parts[0], 1, std::numeric_limits<auction_id>::max());
+    const auto id = parse_integer<auction_id>(parts[0], 1, std::numeric_limits<auction_id>::max());
     if (!id || parts.size() > 2) {
         return done(api_error(404, "not_found", "no such resource"));
     }

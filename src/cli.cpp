@@ -1,6 +1,7 @@
 #include <bidding/cli.hpp>
 #include <bidding/config.hpp>
 #include <bidding/dotenv.hpp>
+#include <bidding/integer_text.hpp>
 #include <bidding/jwt.hpp>
 #include <bidding/logging.hpp>
 #include <bidding/migrations.hpp>
@@ -18,7 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <charconv>
+#include <limits>
 #include <chrono>
 #include <thread>
 #include <fstream>
@@ -78,12 +79,11 @@ std::string value_or(const env_map& env, std::string_view key, std::string fallb
 }
 
 auction_id parse_id(std::string_view text) {
-    auction_id id = 0;
-    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
-    if (ec != std::errc{} || end != text.data() + text.size() || id <= 0) {
+    const auto id = parse_integer<auction_id>(text, 1, std::numeric_limits<auction_id>::max());
+    if (!id) {
         throw usage_error(fmt::format("ID must be a positive integer (got \"{}\")", text));
     }
-    return id;
+    return *id;
 }
 
 
@@ -98,12 +98,11 @@ std::chrono::seconds parse_wait(std::vector<std::string_view>& args) {
             throw usage_error("--wait needs a number of seconds");
         }
         const auto text = *std::next(it);
-        unsigned value = 0;
-        const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-        if (ec != std::errc{} || end != text.data() + text.size() || value > 86'400) {
+        const auto value = parse_integer<unsigned>(text, 0, 86'400);
+        if (!value) {
             throw usage_error(fmt::format("--wait must be a number of seconds from 0 to 86400 (got \"{}\")", text));
         }
-        wait = std::chrono::seconds(value);
+        wait = std::chrono::seconds(*value);
         args.erase(it, std::next(it, 2));
         break;
     }

@@ -1,7 +1,9 @@
 #include <bidding/config.hpp>
+#include <bidding/integer_text.hpp>
 
 #include <algorithm>
 #include <charconv>
+#include <limits>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -81,11 +83,7 @@ std::optional<std::string_view> lookup(const env_map& env, std::string_view key)
 
 // Digits only: no sign, no spaces, no trailing junk.
 std::optional<std::uint64_t> parse_unsigned(std::string_view text) {
-    if (text.empty() || !std::all_of(text.begin(), text.end(), is_digit)) return std::nullopt;
-    std::uint64_t value = 0;
-    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (ec != std::errc{} || end != text.data() + text.size()) return std::nullopt;
-    return value;
+    return parse_integer<std::uint64_t>(text, 0, std::numeric_limits<std::uint64_t>::max());
 }
 
 std::uint64_t integer_var(const env_map& env, const std::string& key, std::uint64_t fallback, std::uint64_t min,

@@ -1,17 +1,15 @@
 #include <bidding/host_match.hpp>
 #include <bidding/http_routes.hpp>
+#include <bidding/integer_text.hpp>
 #include <bidding/jwt.hpp>
 #include <bidding/protocol.hpp>
 #include <bidding/web_assets.hpp>
 
 #include <nlohmann/json.hpp>
 
-#include <charconv>
 #include <limits>
 
 namespace bidding {
-
-namespace {
 
 std::string_view path_of(std::string_view target) {
     const auto q = target.find_first_of("?#");
@@ -21,8 +19,6 @@ std::string_view path_of(std::string_view target) {
 std::string error_body(std::string_view code, std::string_view message) {
     return nlohmann::json{{"error", code}, {"message", message}}.dump();
 }
-
-}  // namespace
 
 std::optional<auction_id> match_ws_bid_path(std::string_view target) {
     constexpr std::string_view prefix = "/ws/bid/";
@@ -34,15 +30,7 @@ std::optional<auction_id> match_ws_bid_path(std::string_view target) {
     if (path.ends_with('/')) {
         path.remove_suffix(1);
     }
-    if (path.empty() || path.find_first_not_of("0123456789") != std::string_view::npos) {
-        return std::nullopt;
-    }
-    auction_id id = 0;
-    const auto [end, ec] = std::from_chars(path.data(), path.data() + path.size(), id);
-    if (ec != std::errc{} || end != path.data() + path.size() || id <= 0) {
-        return std::nullopt;  // out of range or zero
-    }
-    return id;
+    return parse_integer<auction_id>(path, 1, std::numeric_limits<auction_id>::max());
 }
 
 std::optional<std::string_view> query_param(std::string_view target, std::string_view name) {
@@ -80,12 +68,10 @@ upgrade_decision decide_upgrade(const std::vector<std::string>& allowed_hosts, s
     }
     upgrade_decision ok{0, *id, std::nullopt};
     if (const auto since = query_param(target, "since")) {
-        seq_t value = 0;
-        const auto [end, ec] = std::from_chars(since->data(), since->data() + since->size(), value);
-        if (since->empty() || ec != std::errc{} || end != since->data() + since->size() || value < 0) {
+        ok.since = parse_integer<seq_t>(*since, 0, std::numeric_limits<seq_t>::max());
+        if (!ok.since) {
             return {400, 0, std::nullopt};
         }
-        ok.since = value;
     }
     return ok;
 }

@@ -209,15 +209,15 @@ std::optional<std::vector<bid_outcome>> postgres_store::place_bids(auction_id id
         // The connection broke during COMMIT: read back rather than guess. Accepted prices are
         // strictly increasing, so (auction, price, bidder) finds the row if the commit happened.
         spdlog::warn("commit outcome unknown for auction {} ({}); reading back", id, e.what());
-        const auto first = std::find_if(outcomes.begin(), outcomes.end(),
-                                        [](const bid_outcome& o) { return o.verdict == bid_verdict::accepted; });
-        if (first == outcomes.end()) {
+        if (std::none_of(outcomes.begin(), outcomes.end(),
+                         [](const bid_outcome& o) { return o.verdict == bid_verdict::accepted; })) {
             return outcomes;  // nothing was written: the verdicts stand
         }
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+        bool committed = false;
         for (;;) {
             try {
-                return with_connection([&](pqxx::connection_base& c) -> std::optional<std::vector<bid_outcome>> {
+                committed = with_connection([&](pqxx::connection_base& c) {
                     pqxx::read_transaction tx(c);
                     for (std::size_t i = 0; i < outcomes.size(); ++i) {
                         auto& o = outcomes[i];
@@ -226,21 +226,24 @@ std::optional<std::vector<bid_outcome>> postgres_store::place_bids(auction_id id
                         }
                         const auto r = tx.exec_params(find_history_sql, id, format_cents(bids[i].price), bids[i].name);
                         if (r.empty()) {
-                            // The transaction did not commit: nothing of it was stored.
-                            throw store_unavailable("commit did not happen");
+                            return false;  // the transaction did not commit: nothing of it was stored
                         }
                         o.entry = history_from(r[0]);
                     }
-                    return outcomes;
+                    return true;
                 });
-            } catch (const store_unavailable& e) {
-                if (std::string_view(e.what()) == "commit did not happen" ||
-                    std::chrono::steady_clock::now() >= deadline) {
+                break;
+            } catch (const store_unavailable&) {
+                if (std::chrono::steady_clock::now() >= deadline) {
                     throw;
                 }
                 std::this_thread::sleep_for(std::chrono::milliseconds(100));
             }
         }
+        if (!committed) {
+            throw store_unavailable("the commit did not happen; nothing was stored");
+        }
+        return outcomes;
     }
 }
 

@@ -1,3 +1,4 @@
+#include <bidding/integer_text.hpp>
 #include <bidding/redis_bus.hpp>
 
 #include <hiredis/hiredis.h>
@@ -7,7 +8,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include <charconv>
+#include <limits>
 #include <memory>
 #include <stdexcept>
 
@@ -64,12 +65,7 @@ void flush_writes(redisContext* c) {
 }
 
 std::optional<seq_t> parse_seq(std::string_view text) {
-    seq_t v = 0;
-    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-    if (ec != std::errc{} || end != text.data() + text.size() || v < 0) {
-        return std::nullopt;
-    }
-    return v;
+    return parse_integer<seq_t>(text, 0, std::numeric_limits<seq_t>::max());
 }
 
 }  // namespace

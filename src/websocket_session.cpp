@@ -323,26 +323,26 @@ void websocket_session::on_fill(std::optional<std::vector<history_entry>> rows) 
 
 void websocket_session::close_auction(shared_text message) {
     net::post(ws_.get_executor(), [self = shared_from_this(), message = std::move(message)] {
-        if (self->phase_ == phase::live) {
-            self->send(message);
-        }
-        if (self->phase_ == phase::loading || self->phase_ == phase::live) {
-            self->phase_ = phase::live;
-            self->close(reason(4003, "bid closed"));
-        }
+        self->last_word(message, reason(4003, "bid closed"));
     });
 }
 
 void websocket_session::shutdown(shared_text message) {
     net::post(ws_.get_executor(), [self = shared_from_this(), message = std::move(message)] {
-        if (self->phase_ == phase::live) {
-            self->send(message);
-        }
-        if (self->phase_ == phase::loading || self->phase_ == phase::live) {
-            self->phase_ = phase::live;
-            self->close(reason(1012, "server shutdown"));
-        }
+        self->last_word(message, reason(1012, "server shutdown"));
     });
+}
+
+// A client that already has its initial_state gets the message first; one still loading is
+// just closed.
+void websocket_session::last_word(const shared_text& message, websocket::close_reason why) {
+    if (phase_ == phase::live) {
+        send(message);
+    }
+    if (phase_ == phase::loading || phase_ == phase::live) {
+        phase_ = phase::live;
+        close(std::move(why));
+    }
 }
 
 void websocket_session::send(shared_text message) {

@@ -11,6 +11,12 @@
 
 namespace bidding {
 
+// The path of a request target, without its query or fragment.
+std::string_view path_of(std::string_view target);
+
+// Every HTTP error body: {"error":CODE,"message":TEXT}.
+std::string error_body(std::string_view code, std::string_view message);
+
 // "/ws/bid/42", "/ws/bid/42/", "/ws/bid/42?since=7" -> 42. nullopt for any other path and for an
 // id that is not a positive 64-bit integer ("0", "-1", "abc", "99999999999999999999").
 std::optional<auction_id> match_ws_bid_path(std::string_view target);

@@ -66,6 +66,7 @@ private:
     void do_write();
     void on_write(boost::beast::error_code ec, std::size_t bytes);
     void close(boost::beast::websocket::close_reason reason);
+    void last_word(const shared_text& message, boost::beast::websocket::close_reason why);
     void do_close();
     void abort(const char* why);
     void finish();
