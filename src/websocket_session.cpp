@@ -334,9 +334,15 @@ void websocket_session::shutdown(shared_text message) {
 }
 
 // A client that already has its initial_state gets the message first; one still loading is
-// just closed.
+// just closed. Replies still waiting for their new_bid (this pod was catching up on another
+// pod's bids) go out first: an acknowledgement of a stored bid must not be lost to the close;
+// the client reads the new_bid back with ?since= when it reconnects.
 void websocket_session::last_word(const shared_text& message, websocket::close_reason why) {
     if (phase_ == phase::live) {
+        for (auto& [seq, reply] : replies_) {
+            send(std::move(reply));
+        }
+        replies_.clear();
         send(message);
     }
     if (phase_ == phase::loading || phase_ == phase::live) {
