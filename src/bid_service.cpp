@@ -4,139 +4,240 @@
 
 namespace bidding {
 
-bid_service::bid_service(db_pool& db, session_registry& registry, metrics& stats, publish_fn publish,
-                         std::size_t max_batch)
-    : db_(db), registry_(registry), stats_(stats), publish_(std::move(publish)), max_batch_(max_batch) {}
+namespace {
 
-void bid_service::submit(auction_id id, bid_request request, reply_fn reply) {
-    std::vector<pending> batch;
+std::string_view refusal_text(error_code code) {
+    switch (code) {
+    case error_code::overloaded:
+        return "the server is too busy; the bid was not stored; retry later";
+    case error_code::unavailable:
+        return "the database is unavailable; the bid was not stored";
+    default:
+        return "the bid was not stored";
+    }
+}
+
+}  // namespace
+
+bid_service::bid_service(db_pool& db, session_registry& registry, metrics& stats, limits lim, publish_fn publish,
+                         commit_resolver* resolver)
+    : db_(db), registry_(registry), stats_(stats), limits_(lim), publish_(std::move(publish)), resolver_(resolver) {}
+
+void bid_service::refuse(pending& p, error_code code) {
+    stats_.bid_rejected(code);
+    p.reply(0, make_shared_text(serialize_error(code, refusal_text(code), p.request.ref)));
+}
+
+void bid_service::submit(auction_id id, bid_request request, clock::time_point received, reply_fn reply) {
+    pending p{std::move(request), std::move(reply), received};
+    bool full = false;
+    batch b;
+    std::vector<pending> late;
     {
         std::lock_guard lock(mutex_);
-        ++outstanding_;
-        auto& l = lanes_[id];
-        l.queue.push_back(pending{std::move(request), std::move(reply), std::chrono::steady_clock::now()});
-        if (l.busy) {
-            return;  // the transaction in flight picks it up when it finishes
+        if (outstanding_ >= limits_.total) {
+            full = true;
+        } else {
+            auto& l = lanes_[id];
+            if (l.queue.size() >= limits_.per_auction) {
+                full = true;
+            } else {
+                ++outstanding_;
+                l.queue.push_back(std::move(p));
+                if (!l.busy) {
+                    l.busy = true;
+                    b = take_batch(l, late);
+                    if (b.empty()) {
+                        lanes_.erase(id);
+                    }
+                }
+            }
         }
-        l.busy = true;
-        batch = take_batch(l);
     }
-    dispatch(id, std::move(batch));
+    if (full) {
+        refuse(p, error_code::overloaded);
+        return;
+    }
+    for (auto& q : late) {
+        refuse(q, db_.healthy() ? error_code::overloaded : error_code::unavailable);
+    }
+    if (!b.empty()) {
+        dispatch(id, std::move(b));
+    }
 }
 
-std::vector<bid_service::pending> bid_service::take_batch(lane& l) {
-    std::vector<pending> batch;
-    const auto n = std::min(max_batch_, l.queue.size());
-    batch.reserve(n);
-    for (std::size_t i = 0; i < n; ++i) {
-        batch.push_back(std::move(l.queue.front()));
+bid_service::batch bid_service::take_batch(lane& l, std::vector<pending>& late) {
+    // A bid with less than this left of its time would only be cut by the deadline.
+    const auto min_budget = limits_.db_timeout / 20;
+    const auto now = clock::now();
+    batch b;
+    while (!l.queue.empty() && b.size() < limits_.max_batch) {
+        auto& front = l.queue.front();
+        if (now + min_budget > front.received + limits_.db_timeout) {
+            late.push_back(std::move(front));
+            --outstanding_;
+        } else {
+            b.push_back(std::move(front));
+        }
         l.queue.pop_front();
     }
-    return batch;
+    if (b.empty()) {
+        l.busy = false;
+        if (outstanding_ == 0) {
+            idle_.notify_all();
+        }
+    }
+    return b;
 }
 
-void bid_service::dispatch(auction_id id, std::vector<pending> batch) {
-    db_.post([this, id, batch = std::move(batch)](postgres_store& store) mutable {
-        decide(store, id, batch);
-        const auto done = batch.size();
-        std::vector<pending> next;
-        {
-            std::lock_guard lock(mutex_);
-            outstanding_ -= done;
-            auto it = lanes_.find(id);
-            if (it->second.queue.empty()) {
-                lanes_.erase(it);
-            } else {
-                next = take_batch(it->second);
+void bid_service::dispatch(auction_id id, batch b) {
+    auto shared = std::make_shared<batch>(std::move(b));
+    // The queue is FIFO, so the first bid is the oldest: its arrival bounds the transaction.
+    const auto deadline = shared->front().received + limits_.db_timeout;
+    const bool queued = db_.post(db_pool::job{
+        [this, id, shared](postgres_store& store) {
+            decide(store, id, *shared);
+            finished(id, shared->size());
+        },
+        [this, id, shared](db_pool::refusal why) {
+            const auto code = why == db_pool::refusal::unavailable || !db_.healthy() ? error_code::unavailable
+                                                                                      : error_code::overloaded;
+            for (auto& p : *shared) {
+                refuse(p, code);
             }
-            if (outstanding_ == 0) {
-                idle_.notify_all();
-            }
+            finished(id, shared->size());
+        },
+        deadline});
+    if (!queued) {
+        // The database queue is full (or the pool is stopping): nothing was sent to Postgres.
+        for (auto& p : *shared) {
+            refuse(p, db_.healthy() ? error_code::overloaded : error_code::unavailable);
         }
-        if (!next.empty()) {
-            dispatch(id, std::move(next));
-        }
-    });
+        finished(id, shared->size());
+    }
 }
 
-void bid_service::decide(postgres_store& store, auction_id id, std::vector<pending>& batch) {
+void bid_service::finished(auction_id id, std::size_t done) {
+    batch next;
+    std::vector<pending> late;
+    {
+        std::lock_guard lock(mutex_);
+        outstanding_ -= done;
+        auto it = lanes_.find(id);
+        next = take_batch(it->second, late);
+        if (next.empty()) {
+            lanes_.erase(it);
+        }
+        if (outstanding_ == 0) {
+            idle_.notify_all();
+        }
+    }
+    for (auto& q : late) {
+        refuse(q, db_.healthy() ? error_code::overloaded : error_code::unavailable);
+    }
+    if (!next.empty()) {
+        dispatch(id, std::move(next));
+    }
+}
+
+void bid_service::decide(postgres_store& store, auction_id id, batch& b) {
     std::vector<bid_request> requests;
-    requests.reserve(batch.size());
-    for (const auto& p : batch) {
+    requests.reserve(b.size());
+    for (const auto& p : b) {
         requests.push_back(p.request);
     }
-    std::optional<std::vector<bid_outcome>> outcomes;
+    // Keeps a little of the reply deadline for the reply itself.
+    const auto resolve_until = b.front().received + limits_.reply_timeout - limits_.reply_timeout / 20;
+    placement result;
     try {
-        outcomes = store.place_bids(id, requests);
-    } catch (const std::exception& e) {
-        // store_unavailable, or a commit that could not be read back: nothing is acknowledged.
-        spdlog::error("bids on auction {} not stored: {}", id, e.what());
-        for (auto& p : batch) {
-            stats_.bid_rejected(error_code::unavailable);
-            p.reply(0, make_shared_text(serialize_error(
-                           error_code::unavailable, "the database is unavailable; the bid was not stored", p.request.ref)));
+        result = store.place_bids(id, requests, resolve_until);
+    } catch (const store_unavailable& e) {
+        // Known not to be stored: the transaction failed before COMMIT, or the server said it
+        // did not commit.
+        spdlog::warn("{} bid(s) on auction {} not stored: {}", b.size(), id, e.what());
+        for (auto& p : b) {
+            refuse(p, error_code::unavailable);
         }
         return;
     }
 
-    // Fan out first, in seq order, so that every sender's new_bid precedes its bid_accepted.
-    const auto committed = std::chrono::steady_clock::now();
-    if (outcomes) {
+    const auto decided = clock::now();
+    const bool in_doubt = result.outcome == placement::result::in_doubt;
+    if (result.outcome != placement::result::not_found) {
         std::vector<fanout_message> accepted;
-        for (const auto& o : *outcomes) {
+        for (const auto& o : result.bids) {
             if (o.verdict == bid_verdict::accepted) {
                 accepted.push_back(
                     fanout_message{o.prev_seq, o.entry.seq, make_shared_text(serialize_new_bid(id, o.entry))});
-                spdlog::info("bid accepted: auction {} seq {} price {}", id, o.entry.seq, format_cents(o.entry.price));
             }
         }
-        if (!accepted.empty()) {
-            const auto count = accepted.size();
-            if (publish_) {
-                const auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                                        std::chrono::system_clock::now().time_since_epoch())
-                                        .count();
-                publish_(id, accepted, now_us);
+        if (in_doubt) {
+            spdlog::warn("{} bid(s) on auction {} in doubt (transaction {}): answered in_doubt", accepted.size(), id,
+                         result.txid);
+            if (resolver_ != nullptr) {
+                resolver_->add(id, result.txid, std::move(accepted));
             }
-            registry_.publish(id, std::move(accepted));
-            const auto handed_over = std::chrono::steady_clock::now() - committed;
-            for (std::size_t i = 0; i < count; ++i) {
-                stats_.fanout.observe(handed_over);
-            }
+        } else if (!accepted.empty()) {
+            fan_out(id, std::move(accepted));
         }
     }
 
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-        const auto& req = batch[i].request;
+    // Fanned out first, in seq order, so that every sender's new_bid precedes its bid_accepted.
+    for (std::size_t i = 0; i < b.size(); ++i) {
+        const auto& req = b[i].request;
         std::string reply;
         seq_t accepted_seq = 0;
-        if (!outcomes) {
+        if (result.outcome == placement::result::not_found) {
             stats_.bid_rejected(error_code::bid_closed);
             reply = serialize_error(error_code::bid_closed, "this auction no longer exists", req.ref);
         } else {
-            const auto& o = (*outcomes)[i];
+            const auto& o = result.bids[i];
             switch (o.verdict) {
             case bid_verdict::accepted:
-                reply = serialize_bid_accepted(o.entry, req.ref);
-                accepted_seq = o.entry.seq;
-                stats_.bid_accepted();
+                if (in_doubt) {
+                    stats_.bid_rejected(error_code::in_doubt);
+                    reply = serialize_error(error_code::in_doubt,
+                                            "the outcome is not known yet; the bid may have been stored; it will "
+                                            "appear in the feed if it was",
+                                            req.ref);
+                } else {
+                    reply = serialize_bid_accepted(o.entry, req.ref);
+                    accepted_seq = o.entry.seq;
+                    stats_.bid_accepted();
+                }
                 break;
             case bid_verdict::price_too_low:
                 stats_.bid_rejected(error_code::price_too_low);
                 reply = serialize_error(error_code::price_too_low, price_too_low_message(o.current_price), req.ref,
                                         o.current_price);
-                spdlog::debug("bid rejected: auction {} price_too_low ({} <= {})", id, format_cents(req.price),
-                              format_cents(o.current_price));
                 break;
             case bid_verdict::closed:
                 stats_.bid_rejected(error_code::bid_closed);
                 reply = serialize_error(error_code::bid_closed, "this auction is closed", req.ref);
-                spdlog::debug("bid rejected: auction {} bid_closed", id);
                 break;
             }
         }
-        stats_.bid_decision.observe(committed - batch[i].received);
-        batch[i].reply(accepted_seq, make_shared_text(std::move(reply)));
+        stats_.bid_decision.observe(decided - b[i].received);
+        b[i].reply(accepted_seq, make_shared_text(std::move(reply)));
+    }
+}
+
+void bid_service::fan_out(auction_id id, std::vector<fanout_message> accepted) {
+    if (accepted.empty()) {
+        return;
+    }
+    const auto handing = clock::now();
+    const auto count = accepted.size();
+    if (publish_) {
+        const auto now_us =
+            std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+                .count();
+        publish_(id, accepted, now_us);
+    }
+    registry_.publish(id, std::move(accepted));
+    const auto handed_over = clock::now() - handing;
+    for (std::size_t i = 0; i < count; ++i) {
+        stats_.fanout.observe(handed_over);
     }
 }
 

@@ -7,6 +7,7 @@
 #include <bidding/migrations.hpp>
 #include <bidding/postgres_store.hpp>
 #include <bidding/protocol.hpp>
+#include <bidding/bus_codec.hpp>
 #include <bidding/redis_bus.hpp>
 #include <bidding/server.hpp>
 
@@ -23,6 +24,7 @@
 #include <chrono>
 #include <thread>
 #include <fstream>
+#include <csignal>
 #include <iostream>
 #include <sstream>
 #include <vector>
@@ -278,8 +280,9 @@ int cmd_bid(const config& cfg, const std::vector<std::string_view>& args) {
         // Postgres NOTIFY (sent with the commit) reaches every server; Redis is the pods' usual
         // channel, so the close goes there too.
         if (cfg.redis) {
-            publish_once(*cfg.redis, auction_channel(id),
-                         encode_close(serialize_bid_closed(id, r.final_price, r.winner)));
+            const bus_codec codec(cfg.redis_channel_prefix, derive_bus_key(cfg.secret_key, cfg.database_conninfo));
+            publish_once(*cfg.redis, codec.channel(id),
+                         codec.encode_close(id, serialize_bid_closed(id, r.final_price, r.winner)));
         }
         std::cout << (r.was_open ? "closed" : "already closed") << " auction " << id << ": final price "
                   << format_cents(r.final_price) << ", winner " << r.winner.value_or("(none)") << "\n";
@@ -303,6 +306,9 @@ int cmd_bid(const config& cfg, const std::vector<std::string_view>& args) {
 }  // namespace
 
 int run_cli(int argc, char** argv) {
+    // A peer that vanished must fail a write with EPIPE, not kill the process (hiredis writes
+    // with plain write(); libpq and Asio already suppress the signal).
+    std::signal(SIGPIPE, SIG_IGN);
     std::vector<std::string_view> args(argv + 1, argv + argc);
     const auto command = args.empty() ? std::string_view("serve") : args[0];
     if (command == "--help" || command == "-h" || command == "help") {

@@ -1,4 +1,5 @@
 #include <bidding/close_listener.hpp>
+#include <bidding/connection_watchdog.hpp>
 #include <bidding/postgres_store.hpp>
 #include <bidding/protocol.hpp>
 
@@ -35,8 +36,9 @@ private:
 
 }  // namespace
 
-close_listener::close_listener(std::string conninfo, session_registry& registry)
-    : conninfo_(std::move(conninfo)), registry_(registry) {}
+close_listener::close_listener(std::string conninfo, session_registry& registry, connection_watchdog* watchdog,
+                               std::chrono::milliseconds query_timeout)
+    : conninfo_(std::move(conninfo)), registry_(registry), watchdog_(watchdog), query_timeout_(query_timeout) {}
 
 close_listener::~close_listener() { stop(); }
 
@@ -81,6 +83,7 @@ void close_listener::listen_once() {
     // A close committed while we were not listening: find it by reading the status back.
     const auto ids = registry_.auctions();
     if (!ids.empty()) {
+        watchdog_guard guard(watchdog_, conn.sock(), std::chrono::steady_clock::now() + query_timeout_, nullptr);
         pqxx::read_transaction tx(conn);
         for (const auto id : ids) {
             const auto r = tx.exec_params(
@@ -104,6 +107,9 @@ void close_listener::listen_once() {
         conn.await_notification(0, 200'000);
         // A stopped or restarted server may leave the socket quiet: ask, about once a second.
         if (++idle_rounds % 5 == 0) {
+            // A frozen server (SIGSTOP, a partition) would block here for as long as TCP
+            // allows: the watchdog cuts the connection at the deadline, which counts as down.
+            watchdog_guard guard(watchdog_, conn.sock(), std::chrono::steady_clock::now() + query_timeout_, nullptr);
             pqxx::nontransaction(conn).exec("SELECT 1");
         }
         if (!conn.is_open()) {

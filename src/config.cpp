@@ -24,6 +24,13 @@ std::string to_lower(std::string_view s) {
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
+int hex_digit(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
 
 std::string_view trim(std::string_view s) {
@@ -58,6 +65,29 @@ std::string quoted(std::string_view value) {
     }
     out += '"';
     return out;
+}
+
+// ENV=production: a key that anybody can read in this repository, or one a person typed by
+// hand ("aaaa...", "1234..."), signs tokens and bus messages that anybody could forge.
+void check_production_secret(const std::string& key) {
+    const auto refuse = [](const std::string& why) {
+        throw config_error("SECRET_KEY", "SECRET_KEY " + why +
+                                             " when ENV=production; set a random value, e.g. the output of "
+                                             "`openssl rand -hex 32`");
+    };
+    if (key.size() < 32) refuse("must be at least 32 characters");
+    const auto& examples = example_secret_keys();
+    if (std::find(examples.begin(), examples.end(), key) != examples.end()) {
+        refuse("is the example value of the repository's example files");
+    }
+    bool seen[256] = {};
+    std::size_t distinct = 0;
+    for (const char ch : key) {
+        auto& s = seen[static_cast<unsigned char>(ch)];
+        distinct += s ? 0 : 1;
+        s = true;
+    }
+    if (distinct < 10) refuse("has too little variety (fewer than 10 different characters)");
 }
 
 [[noreturn]] void fail(const std::string& variable, const std::string& accepted, std::string_view got) {
@@ -153,7 +183,40 @@ std::string conninfo_value(std::string_view value) {
 struct database_settings {
     std::string conninfo;
     std::string display;
+    std::string name;  // the database name, when the settings give one
 };
+
+// libpq settings every connection gets unless the URL sets them: a bounded connect, and TCP
+// keepalives plus tcp_user_timeout so that a peer that vanished (a network that drops packets)
+// is noticed by the kernel even on an idle connection. A server that is frozen but whose kernel
+// still acknowledges is caught by the queries' own deadlines (connection_watchdog).
+constexpr std::pair<std::string_view, std::string_view> connection_defaults[] = {
+    {"connect_timeout", "2"},    {"keepalives", "1"},      {"keepalives_idle", "5"},
+    {"keepalives_interval", "2"}, {"keepalives_count", "3"}, {"tcp_user_timeout", "5000"},
+};
+
+// The path of a postgres:// URL without its leading slash, percent-decoded: the database name.
+std::string database_name_of_url(std::string_view url) {
+    const std::size_t authority = url.find("://") + 3;
+    const std::size_t slash = url.find('/', authority);
+    if (slash == std::string_view::npos) return {};
+    std::string_view path = url.substr(slash + 1);
+    path = path.substr(0, path.find_first_of("?#"));
+    std::string out;
+    for (std::size_t i = 0; i < path.size(); ++i) {
+        if (path[i] == '%' && i + 2 < path.size()) {
+            const int hi = hex_digit(path[i + 1]);
+            const int lo = hex_digit(path[i + 2]);
+            if (hi >= 0 && lo >= 0) {
+                out += static_cast<char>(hi * 16 + lo);
+                i += 2;
+                continue;
+            }
+        }
+        out += path[i];
+    }
+    return out;
+}
 
 const std::string database_url_form = "a URL starting with postgres:// or postgresql://";
 
@@ -165,17 +228,26 @@ database_settings database_from_url(std::string_view url) {
     }
     std::string conninfo(url);
     const std::size_t query = conninfo.find('?');
-    bool has_timeout = false;
+    std::vector<std::string_view> given;  // the query's parameter names
     if (query != std::string::npos) {
-        std::string_view q = std::string_view(conninfo).substr(query + 1);
+        std::string_view q = std::string_view(url).substr(query + 1);
         while (!q.empty()) {
             const std::size_t amp = q.find('&');
-            if (q.substr(0, amp).starts_with("connect_timeout=")) has_timeout = true;
+            const std::string_view pair = q.substr(0, amp);
+            given.push_back(pair.substr(0, pair.find('=')));
             if (amp == std::string_view::npos) break;
             q.remove_prefix(amp + 1);
         }
     }
-    if (!has_timeout) conninfo += (query == std::string::npos ? "?" : "&") + std::string("connect_timeout=2");
+    bool first = query == std::string::npos;
+    for (const auto& [key, value] : connection_defaults) {
+        if (std::find(given.begin(), given.end(), key) != given.end()) continue;  // the URL's own value wins
+        conninfo += first ? '?' : '&';
+        first = false;
+        conninfo += key;
+        conninfo += '=';
+        conninfo += value;
+    }
 
     // Display: the userinfo password and any password= query parameter become "***".
     std::string display = conninfo;
@@ -199,7 +271,7 @@ database_settings database_from_url(std::string_view url) {
             p = amp + 1;
         }
     }
-    return {std::move(conninfo), std::move(display)};
+    return {std::move(conninfo), std::move(display), database_name_of_url(url)};
 }
 
 database_settings database_from_parts(const env_map& env) {
@@ -225,8 +297,14 @@ database_settings database_from_parts(const env_map& env) {
         add(*s, "user", user);
         if (s == &out.conninfo) add(*s, "password", password);
         add(*s, "dbname", dbname);
-        *s += " connect_timeout=2";
+        for (const auto& [key, value] : connection_defaults) {
+            *s += ' ';
+            *s += key;
+            *s += '=';
+            *s += value;
+        }
     }
+    out.name = dbname;
     return out;
 }
 
@@ -249,13 +327,6 @@ std::vector<std::string> allowed_hosts_var(const env_map& env) {
              it->second);
     }
     return hosts;
-}
-
-int hex_value(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
 }
 
 }  // namespace
@@ -295,8 +366,8 @@ redis_endpoint parse_redis_url(std::string_view url) {
                 continue;
             }
             if (i + 2 >= encoded.size()) return bad();  // "%" needs two hex digits
-            const int hi = hex_value(encoded[i + 1]);
-            const int lo = hex_value(encoded[i + 2]);
+            const int hi = hex_digit(encoded[i + 1]);
+            const int lo = hex_digit(encoded[i + 2]);
             if (hi < 0 || lo < 0) return bad();
             out.password += static_cast<char>(hi * 16 + lo);
             i += 2;
@@ -315,7 +386,7 @@ redis_endpoint parse_redis_url(std::string_view url) {
             port_text = after.substr(1);
             if (port_text.empty()) return bad();
         }
-        if (!std::all_of(host.begin(), host.end(), [](char c) { return hex_value(c) >= 0 || c == ':' || c == '.'; }))
+        if (!std::all_of(host.begin(), host.end(), [](char c) { return hex_digit(c) >= 0 || c == ':' || c == '.'; }))
             return bad();
     } else {
         const std::size_t colon = authority.find(':');
@@ -362,9 +433,7 @@ config load_config(const env_map& env) {
     c.port = port_var(env, "APP_PORT", c.port);
 
     if (const auto v = lookup(env, "SECRET_KEY")) c.secret_key = std::string(*v);
-    if (production && c.secret_key.size() < 32) {
-        throw config_error("SECRET_KEY", "SECRET_KEY must be set to at least 32 characters when ENV=production");
-    }
+    if (production) check_production_secret(c.secret_key);
 
     c.allowed_hosts = allowed_hosts_var(env);
 
@@ -406,6 +475,11 @@ config load_config(const env_map& env) {
     }
 
     if (const auto v = lookup(env, "REDIS_URL")) c.redis = parse_redis_url(*v);
+    // The password may live apart from the URL (a Secret of its own, shared with Redis itself);
+    // a password written in the URL wins.
+    if (const auto v = lookup(env, "REDIS_PASSWORD"); v && c.redis && c.redis->password.empty()) {
+        c.redis->password = std::string(*v);
+    }
 
     const database_settings db =
         lookup(env, "DATABASE_URL") ? database_from_url(*lookup(env, "DATABASE_URL")) : database_from_parts(env);
@@ -420,6 +494,35 @@ config load_config(const env_map& env) {
     c.max_message_bytes = integer_var(env, "MAX_MESSAGE_BYTES", c.max_message_bytes, 64, 1'048'576);
     c.db_pool_size = integer_var(env, "DB_POOL_SIZE", c.db_pool_size, 1, 64);
     c.threads = integer_var(env, "THREADS", c.threads, 0, 256);
+
+    c.max_send_queue_bytes = integer_var(env, "MAX_SEND_QUEUE_BYTES", c.max_send_queue_bytes, 65'536, 268'435'456);
+    c.send_timeout = seconds_var(env, "SEND_TIMEOUT", c.send_timeout);
+    c.bid_timeout = seconds_var(env, "BID_TIMEOUT", c.bid_timeout);
+    c.db_timeout = seconds_var(env, "DB_TIMEOUT", c.db_timeout);
+    c.db_lock_timeout = seconds_var(env, "DB_LOCK_TIMEOUT", c.db_lock_timeout);
+    if (c.db_timeout > c.bid_timeout) {
+        throw config_error("DB_TIMEOUT", "DB_TIMEOUT must not exceed BID_TIMEOUT (a bid is answered within BID_TIMEOUT)");
+    }
+    if (c.db_lock_timeout >= c.db_timeout) {
+        throw config_error("DB_LOCK_TIMEOUT", "DB_LOCK_TIMEOUT must be shorter than DB_TIMEOUT");
+    }
+    c.max_pending_bids_per_auction =
+        integer_var(env, "MAX_PENDING_BIDS_PER_AUCTION", c.max_pending_bids_per_auction, 1, 1'000'000);
+    c.max_pending_bids = integer_var(env, "MAX_PENDING_BIDS", c.max_pending_bids, 1, 10'000'000);
+    c.db_queue_limit = integer_var(env, "DB_QUEUE_LIMIT", c.db_queue_limit, 1, 1'000'000);
+    c.redis_timeout = seconds_var(env, "REDIS_TIMEOUT", c.redis_timeout);
+
+    c.database_name = db.name;
+    if (const auto v = lookup(env, "REDIS_CHANNEL_PREFIX")) {
+        const bool printable = std::all_of(v->begin(), v->end(), [](char ch) { return ch > 0x20 && ch < 0x7f; });
+        if (!printable || v->size() > 128) {
+            fail("REDIS_CHANNEL_PREFIX", "at most 128 printable characters without spaces, e.g. bidding:prod:", *v);
+        }
+        c.redis_channel_prefix = std::string(*v);
+    } else {
+        // Two deployments sharing one Redis keep apart when their databases differ.
+        c.redis_channel_prefix = "bidding:" + (db.name.empty() ? std::string("default") : db.name) + ":";
+    }
     return c;
 }
 
@@ -430,6 +533,9 @@ const std::vector<std::string_view>& config_variables() {
         "POSTGRES_PORT", "POSTGRES_USER",      "POSTGRES_PASSWORD", "POSTGRESS_PASSWORD", "POSTGRES_DB",
         "DATABASE_URL",  "HEARTBEAT_INTERVAL", "IDLE_TIMEOUT",    "HISTORY_LIMIT", "MAX_MESSAGE_BYTES",
         "DRAIN_TIMEOUT", "DB_POOL_SIZE",       "THREADS",         "AUTH_REQUIRED", "BID_RATE_LIMIT", "BID_BURST",
+        "MAX_SEND_QUEUE_BYTES", "SEND_TIMEOUT", "BID_TIMEOUT", "DB_TIMEOUT", "DB_LOCK_TIMEOUT",
+        "MAX_PENDING_BIDS_PER_AUCTION", "MAX_PENDING_BIDS", "DB_QUEUE_LIMIT", "REDIS_TIMEOUT", "REDIS_CHANNEL_PREFIX",
+        "REDIS_PASSWORD",
     };
     return names;
 }

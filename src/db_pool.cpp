@@ -4,25 +4,26 @@
 
 namespace bidding {
 
-db_pool::db_pool(std::string conninfo, std::size_t threads, std::atomic<std::uint64_t>* reconnects)
-    : conninfo_(std::move(conninfo)), reconnects_(reconnects) {
-    threads_.reserve(threads);
-    for (std::size_t i = 0; i < threads; ++i) {
+db_pool::db_pool(std::string conninfo, settings s) : conninfo_(std::move(conninfo)), settings_(s) {
+    settings_.store.watchdog = &watchdog_;
+    threads_.reserve(settings_.threads);
+    for (std::size_t i = 0; i < settings_.threads; ++i) {
         threads_.emplace_back([this, i] { run(i); });
     }
 }
 
 db_pool::~db_pool() { stop(); }
 
-void db_pool::post(job j) {
+bool db_pool::post(job j) {
     {
         std::lock_guard lock(mutex_);
-        if (stopping_) {
-            return;
+        if (stopping_ || jobs_.size() >= settings_.queue_limit) {
+            return false;
         }
         jobs_.push_back(std::move(j));
     }
     ready_.notify_one();
+    return true;
 }
 
 void db_pool::stop() {
@@ -45,9 +46,11 @@ std::size_t db_pool::queued() const {
 }
 
 void db_pool::run(std::size_t index) {
-    postgres_store store(conninfo_, reconnects_);
+    postgres_store store(conninfo_, settings_.store);
     for (;;) {
         job j;
+        std::optional<refusal> refused;
+        bool probe = false;
         {
             std::unique_lock lock(mutex_);
             ready_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
@@ -56,12 +59,50 @@ void db_pool::run(std::size_t index) {
             }
             j = std::move(jobs_.front());
             jobs_.pop_front();
+            const auto now = clock::now();
+            if (now >= j.deadline) {
+                refused = refusal::expired;
+            } else if (!healthy_) {
+                if (probing_ || now < retry_at_) {
+                    refused = refusal::unavailable;
+                } else {
+                    probing_ = probe = true;  // this job finds out whether Postgres is back
+                }
+            }
         }
+        if (refused) {
+            if (j.refused) {
+                try {
+                    j.refused(*refused);
+                } catch (const std::exception& e) {
+                    spdlog::error("database job refusal failed on worker {}: {}", index, e.what());
+                }
+            }
+            continue;
+        }
+        const auto failures = store.connection_failures();
+        store.set_deadline(j.deadline);
         try {
-            j(store);
+            j.run(store);
         } catch (const std::exception& e) {
             // Jobs handle their own expected failures; anything here is a bug worth seeing.
             spdlog::error("database job failed on worker {}: {}", index, e.what());
+        }
+        store.set_deadline(clock::time_point::max());
+        const bool failed = store.connection_failures() != failures;
+        {
+            std::lock_guard lock(mutex_);
+            if (probe) {
+                probing_ = false;
+            }
+            if (failed) {
+                if (healthy_.exchange(false)) {
+                    spdlog::warn("Postgres unreachable: database work is refused until it answers again");
+                }
+                retry_at_ = clock::now() + settings_.probe_interval;
+            } else if (!healthy_.exchange(true)) {
+                spdlog::info("Postgres answers again");
+            }
         }
     }
 }

@@ -157,7 +157,10 @@ http_reply route_http(std::string_view method, std::string_view target, const se
         return {200, R"({"status":"ok"})"};
     }
     if (path == "/readyz") {
-        // Ready means: a new client would be served now. Each missing piece is named.
+        // Ready means: a new client would be served now. Postgres is a condition (without it a
+        // pod serves nobody); Redis is not: every pod loses it at once, and a 503 from all of
+        // them would take the whole service out of the load balancer while each pod can still
+        // serve its own clients. Its state is in the body either way.
         nlohmann::json reasons = nlohmann::json::array();
         if (status.draining) {
             reasons.push_back("draining");
@@ -165,13 +168,14 @@ http_reply route_http(std::string_view method, std::string_view target, const se
         if (!status.postgres_up) {
             reasons.push_back("postgres unreachable");
         }
-        if (status.redis_configured && !status.redis_connected) {
-            reasons.push_back("redis disconnected");
+        nlohmann::ordered_json body;
+        body["status"] = reasons.empty() ? "ready" : "not_ready";
+        if (!reasons.empty()) {
+            body["reasons"] = reasons;
         }
-        if (reasons.empty()) {
-            return {200, R"({"status":"ready"})"};
-        }
-        return {503, nlohmann::json{{"status", "not_ready"}, {"reasons", reasons}}.dump()};
+        body["postgres"] = status.postgres_up ? "ok" : "unavailable";
+        body["redis"] = !status.redis_configured ? "not_configured" : status.redis_connected ? "ok" : "unavailable";
+        return {reasons.empty() ? 200u : 503u, body.dump()};
     }
     if (path == "/version") {
         return {200, nlohmann::ordered_json{{"name", status.app_name}, {"version", status.app_version}, {"env", status.env}}

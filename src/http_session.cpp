@@ -117,11 +117,26 @@ void http_session::handle_api(http::request<http::string_body>&& req) {
         return;
     }
     // Postgres work runs on the pool; the reply comes back to this connection's strand.
-    ctx_->db.post([self = shared_from_this(), job = std::move(route.job), keep_alive](postgres_store& store) {
-        auto r = job(store);
-        net::post(self->stream_.get_executor(),
-                  [self, r = std::move(r), keep_alive]() mutable { self->send_api(std::move(r), keep_alive); });
-    });
+    auto self = shared_from_this();
+    const auto unavailable = [self, keep_alive](std::string_view why) {
+        net::post(self->stream_.get_executor(), [self, keep_alive, why = std::string(why)] {
+            self->send_api(api_error(503, "unavailable", why), keep_alive);
+        });
+    };
+    const bool queued = ctx_->db.post(db_pool::job{
+        [self, job = std::move(route.job), keep_alive](postgres_store& store) {
+            auto r = job(store);
+            net::post(self->stream_.get_executor(),
+                      [self, r = std::move(r), keep_alive]() mutable { self->send_api(std::move(r), keep_alive); });
+        },
+        [unavailable](db_pool::refusal why) {
+            unavailable(why == db_pool::refusal::expired ? "the server is too busy; try again later"
+                                                          : "the database is unavailable; try again later");
+        },
+        std::chrono::steady_clock::now() + ctx_->cfg.db_timeout});
+    if (!queued) {
+        unavailable("the server is too busy; try again later");
+    }
 }
 
 void http_session::send_api(api_reply r, bool keep_alive) {

@@ -13,6 +13,8 @@ namespace {
 
 constexpr std::string_view alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
+}  // namespace
+
 std::string hmac_sha256(std::string_view key, std::string_view data) {
     std::array<unsigned char, EVP_MAX_MD_SIZE> out{};
     unsigned int len = 0;
@@ -21,7 +23,10 @@ std::string hmac_sha256(std::string_view key, std::string_view data) {
     return std::string(reinterpret_cast<const char*>(out.data()), len);
 }
 
-}  // namespace
+bool constant_time_equal(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
 
 std::string base64url_encode(std::string_view bytes) {
     std::string out;
@@ -108,7 +113,7 @@ jwt_result verify_jwt(std::string_view token, std::string_view key, std::int64_t
         return {std::nullopt, jwt_error::bad_algorithm};
     }
     const auto expected = hmac_sha256(key, token.substr(0, dot2));
-    if (signature->size() != expected.size() || CRYPTO_memcmp(signature->data(), expected.data(), expected.size()) != 0) {
+    if (!constant_time_equal(*signature, expected)) {
         return {std::nullopt, jwt_error::bad_signature};
     }
     if (!claims.contains("exp") || !claims["exp"].is_number()) {

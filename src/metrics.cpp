@@ -81,7 +81,8 @@ std::string metrics::render(const metrics_extra& extra) const {
                            bids_rejected_[i].load(std::memory_order_relaxed));
     }
     sample(out, "bidding_slow_consumers_dropped_total", "counter",
-           "Connections dropped because the client fell too far behind.", slow_consumers_.load(std::memory_order_relaxed));
+           "Connections closed because the client fell too far behind or its writes made no progress.",
+           slow_consumers_.load(std::memory_order_relaxed));
     bid_decision.render(out, "bidding_bid_decision_seconds",
                         "From a bid read off a socket to its decision (commit or rejection).");
     fanout.render(out, "bidding_fanout_seconds",
@@ -94,7 +95,12 @@ std::string metrics::render(const metrics_extra& extra) const {
                extra.redis_connected ? 1 : 0);
         sample(out, "bidding_redis_reconnects_total", "counter", "Redis connections reopened after a failure.",
                extra.redis_reconnects);
+        sample(out, "bidding_bus_rejected_total", "counter",
+               "Messages on this deployment's Redis channels that no pod of it signed (ignored).", extra.bus_rejected);
     }
+    sample(out, "bidding_db_queue_length", "gauge", "Database jobs waiting for a pool thread.", extra.db_queued);
+    sample(out, "bidding_db_timeouts_total", "counter",
+           "Database calls cut at their deadline (a frozen or partitioned Postgres).", extra.watchdog_cuts);
     sample(out, "bidding_draining", "gauge", "1 while the pod drains after SIGTERM.", extra.draining ? 1 : 0);
     return out;
 }

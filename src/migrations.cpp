@@ -118,7 +118,7 @@ migration_report run_migrations(const std::string& conninfo) {
     try {
         conn = std::make_unique<pqxx::connection>(conninfo);
     } catch (const std::exception& e) {
-        throw store_unavailable(std::string("cannot connect to Postgres: ") + e.what());
+        throw store_unavailable(store_failure::cannot_connect, std::string("cannot connect to Postgres: ") + e.what());
     }
     pqxx::work tx(*conn);
     // Held until commit: a second process migrating at the same time waits here, then sees

@@ -1,5 +1,7 @@
 #include <bidding/postgres_store.hpp>
 
+#include <bidding/connection_watchdog.hpp>
+
 #include <pqxx/pqxx>
 #include <spdlog/spdlog.h>
 
@@ -7,6 +9,8 @@
 #include <limits>
 #include <chrono>
 #include <thread>
+
+#include <poll.h>
 
 namespace bidding {
 
@@ -33,9 +37,6 @@ const std::string select_history_sql =
 const std::string insert_history_sql =
     "INSERT INTO bids_bidhistory (bid_id, bidder_name, price, added_at, name) VALUES ($1, $2, $3::numeric, now(), '') "
     "RETURNING id, bidder_name, (price * 100)::bigint, " BIDDING_ISO("added_at");
-const std::string find_history_sql =
-    "SELECT id, bidder_name, (price * 100)::bigint, " BIDDING_ISO("added_at")
-    " FROM bids_bidhistory WHERE bid_id = $1 AND price = $2::numeric AND bidder_name = $3 ORDER BY id DESC LIMIT 1";
 
 auction auction_from(const pqxx::row& r, const std::vector<history_entry>& newest_first) {
     auction a;
@@ -56,63 +57,137 @@ auction auction_from(const pqxx::row& r, const std::vector<history_entry>& newes
 }  // namespace
 
 struct postgres_store::connection_holder {
+    // Asynchronous: the socket exists before the connection completes, so the watchdog can
+    // bound the connect by the call's deadline too.
     explicit connection_holder(const std::string& conninfo) : conn(conninfo) {}
-    pqxx::connection conn;
+    pqxx::asyncconnection conn;
 };
 
-postgres_store::postgres_store(std::string conninfo, std::atomic<std::uint64_t>* reconnects)
-    : conninfo_(std::move(conninfo)), reconnects_(reconnects) {}
+namespace {
+
+// One line for the logs: libpq's messages name host and port, never the password.
+std::string one_line(std::string message) {
+    std::replace_if(message.begin(), message.end(), [](char ch) { return ch == '\n' || ch == '\t'; }, ' ');
+    while (!message.empty() && message.back() == ' ') {
+        message.pop_back();
+    }
+    return message;
+}
+
+// An idle connection the server has written to has been closed by it (a restart sends a FATAL
+// message, then EOF): using it would fail. Nothing is expected on an idle pool connection.
+bool closed_by_server(int fd) {
+    if (fd < 0) {
+        return true;
+    }
+    pollfd p{fd, POLLIN, 0};
+    return ::poll(&p, 1, 0) != 0;
+}
+
+}  // namespace
+
+postgres_store::postgres_store(std::string conninfo, store_options options)
+    : conninfo_(std::move(conninfo)), options_(options) {}
 
 postgres_store::~postgres_store() = default;
 
 void postgres_store::drop_connection() noexcept { conn_.reset(); }
 
 pqxx::connection_base& postgres_store::conn() {
-    if (conn_ && !conn_->conn.is_open()) {
+    if (conn_ && (!conn_->conn.is_open() || closed_by_server(conn_->conn.sock()))) {
         conn_.reset();
     }
-    if (!conn_) {
-        try {
-            conn_ = std::make_unique<connection_holder>(conninfo_);
-            if (ever_connected_ && reconnects_ != nullptr) {
-                reconnects_->fetch_add(1, std::memory_order_relaxed);
-            }
-            ever_connected_ = true;
-        } catch (const std::exception& e) {
-            // libpq's message names host and port, never the password; logs want it on one line.
-            std::string message = e.what();
-            std::replace_if(message.begin(), message.end(), [](char ch) { return ch == '\n' || ch == '\t'; }, ' ');
-            while (!message.empty() && message.back() == ' ') {
-                message.pop_back();
-            }
-            throw store_unavailable("cannot connect to Postgres: " + message);
-        }
+    if (conn_) {
+        fresh_ = false;
+        return conn_->conn;
     }
+    if (clock::now() >= deadline_) {
+        ++failures_;
+        throw store_unavailable(store_failure::timed_out, "no time left to connect to Postgres");
+    }
+    bool cut = false;
+    try {
+        auto holder = std::make_unique<connection_holder>(conninfo_);
+        {
+            watchdog_guard guard(options_.watchdog, holder->conn.sock(), deadline_, &cut);
+            // The first statement completes the connection (under the watchdog); a broken one is
+            // never reused: the holder is dropped and a new one made, deadline-bound.
+            std::string settings;
+            const auto set = [&](const char* name, std::chrono::milliseconds value) {
+                if (value.count() > 0) {
+                    settings += "SET " + std::string(name) + " = " + std::to_string(value.count()) + "; ";
+                }
+            };
+            set("statement_timeout", options_.statement_timeout);
+            set("lock_timeout", options_.lock_timeout);
+            set("idle_in_transaction_session_timeout", options_.idle_in_transaction_timeout);
+            pqxx::nontransaction(holder->conn).exec(settings.empty() ? std::string("SELECT 1") : settings);
+        }
+        conn_ = std::move(holder);
+    } catch (const std::exception& e) {
+        ++failures_;
+        if (cut) {
+            throw store_unavailable(store_failure::timed_out, "connecting to Postgres timed out");
+        }
+        throw store_unavailable(store_failure::cannot_connect, "cannot connect to Postgres: " + one_line(e.what()));
+    }
+    if (ever_connected_ && options_.reconnects != nullptr) {
+        options_.reconnects->fetch_add(1, std::memory_order_relaxed);
+    }
+    ever_connected_ = true;
+    fresh_ = true;
     return conn_->conn;
 }
 
 void postgres_store::connect() { (void)conn(); }
 
 // Any libpqxx failure leaves the connection in an unknown state: drop it (the next call
-// reconnects) and report the database as unavailable. Nothing was committed in that case.
+// reconnects) and report why. A reused connection that broke before the call could have
+// changed anything is retried once on a fresh one: reads always, a transaction only when it
+// did not get past BEGIN.
 template <class F>
-auto postgres_store::with_connection(F&& body) {
-    try {
-        return body(conn());
-    } catch (const store_unavailable&) {
-        throw;
-    } catch (const pqxx::in_doubt_error&) {
-        drop_connection();
-        throw;
-    } catch (const pqxx::failure& e) {
-        drop_connection();
-        throw store_unavailable(e.what());
+auto postgres_store::with_connection(retry policy, F&& body) {
+    for (int attempt = 0;; ++attempt) {
+        bool cut = false;
+        bool was_fresh = false;
+        try {
+            auto& c = conn();
+            was_fresh = fresh_;
+            write_started_ = false;
+            watchdog_guard guard(options_.watchdog, c.sock(), deadline_, &cut);
+            return body(c);
+        } catch (const store_unavailable&) {
+            throw;
+        } catch (const pqxx::in_doubt_error&) {
+            drop_connection();
+            ++failures_;
+            throw;
+        } catch (const pqxx::broken_connection& e) {
+            drop_connection();
+            if (!cut && attempt == 0 && !was_fresh && (policy == retry::reads || !write_started_) &&
+                clock::now() < deadline_) {
+                continue;  // a stale pooled connection (e.g. Postgres restarted meanwhile)
+            }
+            ++failures_;
+            if (cut) {
+                throw store_unavailable(store_failure::timed_out, "Postgres did not answer in time");
+            }
+            throw store_unavailable(store_failure::connection_lost, one_line(e.what()));
+        } catch (const pqxx::failure& e) {
+            drop_connection();
+            if (cut) {
+                ++failures_;
+                throw store_unavailable(store_failure::timed_out, "Postgres did not answer in time");
+            }
+            // statement_timeout and lock_timeout end here too: the server answered, it is up.
+            throw store_unavailable(store_failure::query_failed, one_line(e.what()));
+        }
     }
 }
 
 std::optional<auction_snapshot> postgres_store::load_snapshot(auction_id id, std::size_t history_limit,
                                                               std::optional<seq_t> since) {
-    return with_connection([&](pqxx::connection_base& c) -> std::optional<auction_snapshot> {
+    return with_connection(retry::reads, [&](pqxx::connection_base& c) -> std::optional<auction_snapshot> {
         pqxx::read_transaction tx(c);
         const auto head = tx.exec_params(select_auction_sql, id);
         if (head.empty()) {
@@ -155,7 +230,7 @@ std::optional<auction_snapshot> postgres_store::load_snapshot(auction_id id, std
 }
 
 std::vector<history_entry> postgres_store::history_after(auction_id id, seq_t after_seq, std::size_t limit) {
-    return with_connection([&](pqxx::connection_base& c) {
+    return with_connection(retry::reads, [&](pqxx::connection_base& c) {
         pqxx::read_transaction tx(c);
         std::vector<history_entry> out;
         for (const auto& r : tx.exec_params("SELECT id, bidder_name, (price * 100)::bigint, " BIDDING_ISO("added_at")
@@ -168,21 +243,26 @@ std::vector<history_entry> postgres_store::history_after(auction_id id, seq_t af
     });
 }
 
-std::optional<std::vector<bid_outcome>> postgres_store::place_bids(auction_id id, std::span<const bid_request> bids) {
-    std::vector<bid_outcome> outcomes;
+placement postgres_store::place_bids(auction_id id, std::span<const bid_request> bids,
+                                     clock::time_point resolve_until) {
+    placement result;
     try {
-        return with_connection([&](pqxx::connection_base& c) -> std::optional<std::vector<bid_outcome>> {
-            outcomes.clear();
+        with_connection(retry::none, [&](pqxx::connection_base& c) {
+            result = placement{};
             pqxx::work tx(c);
-            // The row lock serializes every decision on this auction, across all processes.
-            const auto head = tx.exec_params("SELECT status, (initial_price * 100)::bigint FROM bids_bid "
-                                             "WHERE id = $1 FOR UPDATE",
-                                             id);
+            write_started_ = true;
+            // The row lock serializes every decision on this auction, across all processes. The
+            // transaction's id tells later what became of it if its COMMIT is cut.
+            const auto head = tx.exec_params(
+                "SELECT status, (initial_price * 100)::bigint, txid_current() FROM bids_bid WHERE id = $1 FOR UPDATE",
+                id);
             if (head.empty()) {
-                return std::nullopt;
+                result.outcome = placement::result::not_found;
+                return 0;
             }
             const auto status = parse_status(head[0][0].as<std::string>());
             cents current = head[0][1].as<cents>();
+            result.txid = head[0][2].as<std::int64_t>();
             const auto last = tx.exec_params(
                 "SELECT (price * 100)::bigint, id FROM bids_bidhistory WHERE bid_id = $1 ORDER BY id DESC LIMIT 1", id);
             seq_t prev = 0;
@@ -200,56 +280,66 @@ std::optional<std::vector<bid_outcome>> postgres_store::place_bids(auction_id id
                     prev = out.entry.seq;
                     current = bid.price;
                 }
-                outcomes.push_back(std::move(out));
+                result.bids.push_back(std::move(out));
             }
             tx.commit();
-            return outcomes;
+            return 0;
         });
+        return result;
     } catch (const pqxx::in_doubt_error& e) {
-        // The connection broke during COMMIT: read back rather than guess. Accepted prices are
-        // strictly increasing, so (auction, price, bidder) finds the row if the commit happened.
-        spdlog::warn("commit outcome unknown for auction {} ({}); reading back", id, e.what());
-        if (std::none_of(outcomes.begin(), outcomes.end(),
-                         [](const bid_outcome& o) { return o.verdict == bid_verdict::accepted; })) {
-            return outcomes;  // nothing was written: the verdicts stand
-        }
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-        bool committed = false;
-        for (;;) {
-            try {
-                committed = with_connection([&](pqxx::connection_base& c) {
-                    pqxx::read_transaction tx(c);
-                    for (std::size_t i = 0; i < outcomes.size(); ++i) {
-                        auto& o = outcomes[i];
-                        if (o.verdict != bid_verdict::accepted) {
-                            continue;
-                        }
-                        const auto r = tx.exec_params(find_history_sql, id, format_cents(bids[i].price), bids[i].name);
-                        if (r.empty()) {
-                            return false;  // the transaction did not commit: nothing of it was stored
-                        }
-                        o.entry = history_from(r[0]);
-                    }
-                    return true;
-                });
-                break;
-            } catch (const store_unavailable&) {
-                if (std::chrono::steady_clock::now() >= deadline) {
-                    throw;
-                }
-                std::this_thread::sleep_for(std::chrono::milliseconds(100));
-            }
-        }
-        if (!committed) {
-            throw store_unavailable("the commit did not happen; nothing was stored");
-        }
-        return outcomes;
+        // The connection broke during COMMIT: ask the server, never guess.
+        spdlog::warn("commit outcome unknown for auction {} (transaction {}): {}", id, result.txid, one_line(e.what()));
     }
+    if (std::none_of(result.bids.begin(), result.bids.end(),
+                     [](const bid_outcome& o) { return o.verdict == bid_verdict::accepted; })) {
+        return result;  // nothing was written: the verdicts stand whatever became of the transaction
+    }
+    const auto saved_deadline = deadline_;
+    deadline_ = resolve_until;
+    for (;;) {
+        commit_status status = commit_status::unknown;
+        try {
+            status = transaction_status(result.txid);
+        } catch (const store_unavailable& e) {
+            spdlog::debug("cannot ask about transaction {} yet: {}", result.txid, e.what());
+        }
+        if (status == commit_status::committed) {
+            deadline_ = saved_deadline;
+            return result;
+        }
+        if (status == commit_status::aborted) {
+            deadline_ = saved_deadline;
+            throw store_unavailable(store_failure::connection_lost,
+                                    "the connection broke during COMMIT and the transaction did not commit");
+        }
+        if (clock::now() + std::chrono::milliseconds(50) >= resolve_until) {
+            break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(status == commit_status::in_progress ? 10 : 50));
+    }
+    deadline_ = saved_deadline;
+    result.outcome = placement::result::in_doubt;
+    return result;
+}
+
+commit_status postgres_store::transaction_status(std::int64_t txid) {
+    return with_connection(retry::reads, [&](pqxx::connection_base& c) {
+        pqxx::nontransaction tx(c);
+        const auto r = tx.exec_params("SELECT txid_status($1)", txid);
+        if (r.empty() || r[0][0].is_null()) {
+            return commit_status::unknown;  // too old to know: cannot happen within seconds
+        }
+        const auto text = r[0][0].as<std::string>();
+        return text == "committed" ? commit_status::committed
+               : text == "aborted" ? commit_status::aborted
+                                   : commit_status::in_progress;
+    });
 }
 
 auction postgres_store::create_auction(const std::string& name, cents initial_price) {
-    return with_connection([&](pqxx::connection_base& c) {
+    return with_connection(retry::none, [&](pqxx::connection_base& c) {
         pqxx::work tx(c);
+        write_started_ = true;
         const auto id = tx.exec_params1("INSERT INTO bids_bid (name, initial_price, created_at, status) "
                                         "VALUES ($1, $2::numeric, now(), 'open') RETURNING id",
                                         name, format_cents(initial_price))[0]
@@ -262,8 +352,9 @@ auction postgres_store::create_auction(const std::string& name, cents initial_pr
 }
 
 close_result postgres_store::close_auction(auction_id id) {
-    return with_connection([&](pqxx::connection_base& c) {
+    return with_connection(retry::none, [&](pqxx::connection_base& c) {
         pqxx::work tx(c);
+        write_started_ = true;
         close_result result;
         const auto head =
             tx.exec_params("SELECT status, (initial_price * 100)::bigint FROM bids_bid WHERE id = $1 FOR UPDATE", id);
@@ -315,7 +406,7 @@ std::vector<auction> postgres_store::list_auctions() {
 
 postgres_store::auction_page postgres_store::list_auctions(std::optional<auction_status> status, std::size_t limit,
                                                            std::size_t offset) {
-    return with_connection([&](pqxx::connection_base& c) {
+    return with_connection(retry::reads, [&](pqxx::connection_base& c) {
         pqxx::read_transaction tx(c);
         // Anything but 'open' counts as closed, as everywhere else.
         const std::string param = !status ? "all" : status == auction_status::open ? "open" : "closed";
@@ -332,7 +423,7 @@ postgres_store::auction_page postgres_store::list_auctions(std::optional<auction
 }
 
 std::optional<auction> postgres_store::find_auction(auction_id id) {
-    return with_connection([&](pqxx::connection_base& c) -> std::optional<auction> {
+    return with_connection(retry::reads, [&](pqxx::connection_base& c) -> std::optional<auction> {
         pqxx::read_transaction tx(c);
         const auto rows = tx.exec_params(list_sql_head + "WHERE b.id = $1", id);
         tx.commit();
@@ -344,8 +435,9 @@ std::optional<auction> postgres_store::find_auction(auction_id id) {
 }
 
 void postgres_store::seed() {
-    with_connection([&](pqxx::connection_base& c) {
+    with_connection(retry::none, [&](pqxx::connection_base& c) {
         pqxx::work tx(c);
+        write_started_ = true;
         // Explicit ids, as the Django app's fixtures have them; existing rows are left alone.
         tx.exec(
             "INSERT INTO bids_bid (id, name, initial_price, created_at, status) OVERRIDING SYSTEM VALUE VALUES "

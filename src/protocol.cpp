@@ -262,6 +262,8 @@ std::string_view to_string(error_code code) {
         case error_code::unsupported: return "unsupported";
         case error_code::unavailable: return "unavailable";
         case error_code::rate_limited: return "rate_limited";
+        case error_code::overloaded: return "overloaded";
+        case error_code::in_doubt: return "in_doubt";
     }
     return "invalid_message";
 }

@@ -1,4 +1,3 @@
-#include <bidding/integer_text.hpp>
 #include <bidding/redis_bus.hpp>
 
 #include <hiredis/hiredis.h>
@@ -8,18 +7,18 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include <limits>
+#include <algorithm>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 
 namespace bidding {
 
 namespace {
 
-constexpr std::string_view channel_prefix = "bidding:auction:";
 constexpr auto initial_backoff = std::chrono::milliseconds(100);
 constexpr auto max_backoff = std::chrono::milliseconds(2000);
-constexpr timeval io_timeout{2, 0};
+constexpr std::size_t max_dropped_remembered = 10'000;
 
 struct context_deleter {
     void operator()(redisContext* c) const { redisFree(c); }
@@ -37,20 +36,29 @@ class redis_failure : public std::runtime_error {
 
 std::string context_error(const redisContext* c) { return c != nullptr && c->err != 0 ? c->errstr : "unknown error"; }
 
-// Connects and authenticates; throws redis_failure. Never logs the password.
-context_ptr connect(const redis_endpoint& ep) {
-    context_ptr c(redisConnectWithTimeout(ep.host.c_str(), ep.port, io_timeout));
+timeval to_timeval(std::chrono::milliseconds ms) {
+    return timeval{static_cast<time_t>(ms.count() / 1000), static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
+}
+
+// Connects and authenticates; throws redis_failure. Never logs the password. Every read and
+// write on the connection then fails after `timeout` without progress.
+context_ptr connect(const redis_endpoint& ep, std::chrono::milliseconds timeout) {
+    const auto tv = to_timeval(timeout);
+    context_ptr c(redisConnectWithTimeout(ep.host.c_str(), ep.port, tv));
     if (!c || c->err != 0) {
         throw redis_failure("cannot connect to Redis at " + ep.host + ":" + std::to_string(ep.port) + ": " +
                             context_error(c.get()));
     }
-    redisSetTimeout(c.get(), io_timeout);
+    redisSetTimeout(c.get(), tv);
     redisEnableKeepAlive(c.get());
-    if (!ep.password.empty()) {
-        reply_ptr r(static_cast<redisReply*>(redisCommand(c.get(), "AUTH %s", ep.password.c_str())));
-        if (!r || r->type == REDIS_REPLY_ERROR) {
-            throw redis_failure("Redis refused the password");
-        }
+    // PING (or AUTH) proves that Redis answers, not only that its kernel accepted the connection.
+    reply_ptr r(static_cast<redisReply*>(ep.password.empty() ? redisCommand(c.get(), "PING")
+                                                             : redisCommand(c.get(), "AUTH %s", ep.password.c_str())));
+    if (!r) {
+        throw redis_failure("Redis did not answer: " + context_error(c.get()));
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        throw redis_failure(ep.password.empty() ? "Redis refused the connection" : "Redis refused the password");
     }
     return c;
 }
@@ -64,61 +72,15 @@ void flush_writes(redisContext* c) {
     }
 }
 
-std::optional<seq_t> parse_seq(std::string_view text) {
-    return parse_integer<seq_t>(text, 0, std::numeric_limits<seq_t>::max());
+std::int64_t unix_micros() {
+    return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
 }
 
 }  // namespace
 
-std::string auction_channel(auction_id id) { return std::string(channel_prefix) + std::to_string(id); }
-
-std::optional<auction_id> parse_auction_channel(std::string_view channel) {
-    if (!channel.starts_with(channel_prefix)) {
-        return std::nullopt;
-    }
-    const auto id = parse_seq(channel.substr(channel_prefix.size()));
-    if (!id || *id <= 0) {
-        return std::nullopt;
-    }
-    return *id;
-}
-
-std::string encode_bid(const feed_event& event, std::int64_t committed_us) {
-    return "bid " + std::to_string(event.prev) + " " + std::to_string(event.seq) + " " + std::to_string(committed_us) +
-           "\n" + *event.text;
-}
-
-std::string encode_close(std::string_view bid_closed_json) { return "close\n" + std::string(bid_closed_json); }
-
-std::optional<bus_message> decode_bus_message(std::string_view payload) {
-    const auto nl = payload.find('\n');
-    if (nl == std::string_view::npos) {
-        return std::nullopt;
-    }
-    const auto header = payload.substr(0, nl);
-    const auto body = payload.substr(nl + 1);
-    if (header == "close") {
-        return bus_close{make_shared_text(std::string(body))};
-    }
-    if (!header.starts_with("bid ")) {
-        return std::nullopt;
-    }
-    auto fields = header.substr(4);
-    std::optional<seq_t> numbers[3];
-    for (auto& n : numbers) {
-        const auto space = fields.find(' ');
-        n = parse_seq(fields.substr(0, space));
-        fields = space == std::string_view::npos ? std::string_view{} : fields.substr(space + 1);
-    }
-    const auto& [prev, seq, committed] = numbers;
-    if (!prev || !seq || !committed || *seq <= *prev) {
-        return std::nullopt;
-    }
-    return bus_bid{feed_event{*prev, *seq, make_shared_text(std::string(body))}, *committed};
-}
-
-redis_bus::redis_bus(redis_endpoint endpoint, handlers h, histogram* fanout_latency)
-    : endpoint_(std::move(endpoint)), handlers_(std::move(h)), fanout_latency_(fanout_latency) {
+redis_bus::redis_bus(settings s, bus_codec codec, handlers h, histogram* fanout_latency)
+    : settings_(std::move(s)), codec_(std::move(codec)), handlers_(std::move(h)), fanout_latency_(fanout_latency) {
     wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (wake_fd_ < 0) {
         throw std::runtime_error("eventfd failed");
@@ -155,15 +117,43 @@ void redis_bus::stop(std::chrono::milliseconds flush_timeout) {
     }
 }
 
-void redis_bus::publish(auction_id id, std::string payload) {
+void redis_bus::enqueue(outgoing m) {
     {
         std::lock_guard lock(pub_mutex_);
         if (pub_queue_.size() >= max_queued) {
-            return;  // Redis is far behind or away: the other pods re-read Postgres
+            std::deque<outgoing> one;
+            one.push_back(std::move(m));
+            remember_dropped(one);  // Redis is far behind or away: the other pods re-read Postgres
+            return;
         }
-        pub_queue_.emplace_back(auction_channel(id), std::move(payload));
+        pub_queue_.push_back(std::move(m));
     }
     pub_ready_.notify_one();
+}
+
+void redis_bus::publish_bid(auction_id id, const feed_event& event, std::int64_t committed_us) {
+    enqueue(outgoing{id, codec_.encode_bid(id, event, committed_us), true});
+}
+
+void redis_bus::publish_close(auction_id id, const std::string& bid_closed_json) {
+    enqueue(outgoing{id, codec_.encode_close(id, bid_closed_json), false});
+}
+
+void redis_bus::publish_hold(auction_id id, std::chrono::milliseconds duration) {
+    enqueue(outgoing{id, codec_.encode_hold(id, duration), false});
+}
+
+// Called with pub_mutex_ held.
+void redis_bus::remember_dropped(std::deque<outgoing>& messages) {
+    for (auto& m : messages) {
+        if (!m.bid) {
+            continue;  // closes also travel through Postgres NOTIFY; a hold is stale by now
+        }
+        if (dropped_.size() >= max_dropped_remembered && !dropped_.contains(m.id)) {
+            continue;  // those pods notice at the auction's next bid, or when they resubscribe
+        }
+        dropped_.insert_or_assign(m.id, std::move(m));
+    }
 }
 
 void redis_bus::subscribe(auction_id id) {
@@ -204,6 +194,7 @@ void redis_bus::run_publisher() {
         {
             std::lock_guard lock(pub_mutex_);
             dropped = pub_queue_.size();
+            remember_dropped(pub_queue_);
             pub_queue_.clear();
         }
         if (dropped > 0) {
@@ -215,7 +206,7 @@ void redis_bus::run_publisher() {
         if (!c) {
             // Connected eagerly, so that readiness reflects Redis before the first bid.
             try {
-                c = connect(endpoint_);
+                c = connect(settings_.endpoint, settings_.timeout);
             } catch (const redis_failure& e) {
                 if (delay == initial_backoff) {  // once per outage, not at every retry
                     spdlog::warn("Redis publisher: {}", e.what());
@@ -233,9 +224,15 @@ void redis_bus::run_publisher() {
             }
             ever_connected = true;
             delay = initial_backoff;
-            spdlog::info("Redis publisher connected to {}:{}", endpoint_.host, endpoint_.port);
+            spdlog::info("Redis publisher connected to {}:{}", settings_.endpoint.host, settings_.endpoint.port);
+            std::lock_guard lock(pub_mutex_);
+            // What the other pods missed shows itself by the newest bid of each auction.
+            for (auto& [id, m] : dropped_) {
+                pub_queue_.push_front(std::move(m));
+            }
+            dropped_.clear();
         }
-        std::deque<std::pair<std::string, std::string>> batch;
+        std::deque<outgoing> batch;
         {
             std::unique_lock lock(pub_mutex_);
             pub_ready_.wait(lock, [this] { return stopping_ || !pub_queue_.empty(); });
@@ -246,9 +243,10 @@ void redis_bus::run_publisher() {
         }
         try {
             // Pipelined: every PUBLISH of the batch goes out before the first reply is read.
-            for (const auto& [channel, payload] : batch) {
-                redisAppendCommand(c.get(), "PUBLISH %b %b", channel.data(), channel.size(), payload.data(),
-                                   payload.size());
+            for (const auto& m : batch) {
+                const auto channel = codec_.channel(m.id);
+                redisAppendCommand(c.get(), "PUBLISH %b %b", channel.data(), channel.size(), m.payload.data(),
+                                   m.payload.size());
             }
             for (std::size_t i = 0; i < batch.size(); ++i) {
                 void* raw = nullptr;
@@ -261,6 +259,10 @@ void redis_bus::run_publisher() {
             spdlog::warn("Redis publisher lost its connection ({}); {} message(s) dropped, other pods recover them "
                          "from Postgres",
                          e.what(), batch.size());
+            {
+                std::lock_guard lock(pub_mutex_);
+                remember_dropped(batch);
+            }
             c.reset();
             publisher_up_ = false;
         }
@@ -273,13 +275,13 @@ void redis_bus::run_subscriber() {
     bool ever_connected = false;
     while (!stopping_) {
         try {
-            auto c = connect(endpoint_);
+            auto c = connect(settings_.endpoint, settings_.timeout);
             if (ever_connected) {
                 ++reconnects_;
             }
             ever_connected = true;
             delay = initial_backoff;
-            spdlog::info("Redis subscriber connected to {}:{}", endpoint_.host, endpoint_.port);
+            spdlog::info("Redis subscriber connected to {}:{}", settings_.endpoint.host, settings_.endpoint.port);
             subscriber_session(c.get());
         } catch (const redis_failure& e) {
             if (delay == initial_backoff) {  // once per outage, not at every retry
@@ -294,21 +296,35 @@ void redis_bus::run_subscriber() {
 }
 
 void redis_bus::subscriber_session(redisContext* c) {
+    using clock = std::chrono::steady_clock;
     {
         // Every wanted channel, afresh: pending operations are already reflected in wanted_.
         std::lock_guard lock(sub_mutex_);
         sub_ops_.clear();
         for (const auto id : wanted_) {
-            const auto channel = auction_channel(id);
+            const auto channel = codec_.channel(id);
             redisAppendCommand(c, "SUBSCRIBE %b", channel.data(), channel.size());
         }
     }
     flush_writes(c);
     subscriber_up_ = true;
 
+    auto next_ping = clock::now() + settings_.ping_interval;
+    std::optional<clock::time_point> ping_sent;
     while (!stopping_) {
+        const auto now = clock::now();
+        if (ping_sent && now >= *ping_sent + settings_.timeout) {
+            throw redis_failure("no answer to PING within REDIS_TIMEOUT");
+        }
+        if (!ping_sent && now >= next_ping) {
+            redisAppendCommand(c, "PING");
+            flush_writes(c);
+            ping_sent = now;
+        }
+        const auto wake_at = ping_sent ? *ping_sent + settings_.timeout : next_ping;
+        const auto wait_ms = std::chrono::duration_cast<std::chrono::milliseconds>(wake_at - now).count();
         pollfd fds[2] = {{c->fd, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
-        if (::poll(fds, 2, 1000) < 0) {
+        if (::poll(fds, 2, static_cast<int>(std::clamp<std::int64_t>(wait_ms + 1, 1, 1000))) < 0) {
             if (errno == EINTR) {
                 continue;
             }
@@ -323,7 +339,7 @@ void redis_bus::subscriber_session(redisContext* c) {
                 ops.swap(sub_ops_);
             }
             for (const auto& [sub, id] : ops) {
-                const auto channel = auction_channel(id);
+                const auto channel = codec_.channel(id);
                 redisAppendCommand(c, sub ? "SUBSCRIBE %b" : "UNSUBSCRIBE %b", channel.data(), channel.size());
             }
             if (!ops.empty()) {
@@ -338,6 +354,7 @@ void redis_bus::subscriber_session(redisContext* c) {
         }
         // Everything that arrived in this read, bids grouped per auction in arrival order.
         std::vector<std::pair<auction_id, std::vector<feed_event>>> bids;
+        bool pong = false;
         for (;;) {
             void* raw = nullptr;
             if (redisGetReplyFromReader(c, &raw) != REDIS_OK) {
@@ -346,56 +363,79 @@ void redis_bus::subscriber_session(redisContext* c) {
             if (raw == nullptr) {
                 break;
             }
-            reply_ptr r(static_cast<redisReply*>(raw));
-            if (r->type != REDIS_REPLY_ARRAY || r->elements < 3 || r->element[0]->type != REDIS_REPLY_STRING ||
-                r->element[1]->type != REDIS_REPLY_STRING) {
-                continue;
-            }
-            const std::string_view kind(r->element[0]->str, r->element[0]->len);
-            const auto id = parse_auction_channel(std::string_view(r->element[1]->str, r->element[1]->len));
-            if (!id) {
-                continue;
-            }
-            if (kind == "subscribe") {
-                handlers_.on_subscribed(*id);
-                continue;
-            }
-            if (kind != "message" || r->element[2]->type != REDIS_REPLY_STRING) {
-                continue;
-            }
-            auto message = decode_bus_message(std::string_view(r->element[2]->str, r->element[2]->len));
-            if (!message) {
-                spdlog::warn("ignoring a malformed message on {}", auction_channel(*id));
-                continue;
-            }
-            if (auto* bid = std::get_if<bus_bid>(&*message)) {
-                if (fanout_latency_ != nullptr) {
-                    const auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                                            std::chrono::system_clock::now().time_since_epoch())
-                                            .count();
-                    fanout_latency_->observe(std::chrono::microseconds(now_us - bid->committed_us));
-                }
-                if (bids.empty() || bids.back().first != *id) {
-                    bids.emplace_back(*id, std::vector<feed_event>{});
-                }
-                bids.back().second.push_back(std::move(bid->event));
-            } else {
-                for (auto& [aid, events] : bids) {  // keep closes after the bids before them
-                    handlers_.on_bids(aid, std::move(events));
-                }
-                bids.clear();
-                handlers_.on_close(*id, std::get<bus_close>(*message).text);
-            }
+            handle_reply(raw, bids, pong);
         }
         for (auto& [aid, events] : bids) {
             handlers_.on_bids(aid, std::move(events));
         }
+        if (pong) {
+            ping_sent.reset();
+            next_ping = clock::now() + settings_.ping_interval;
+        }
     }
+}
+
+void redis_bus::handle_reply(void* raw, std::vector<std::pair<auction_id, std::vector<feed_event>>>& bids, bool& pong) {
+    reply_ptr r(static_cast<redisReply*>(raw));
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 || r->element[0]->type != REDIS_REPLY_STRING) {
+        return;
+    }
+    const std::string_view kind(r->element[0]->str, r->element[0]->len);
+    if (kind == "pong") {
+        pong = true;
+        return;
+    }
+    if (r->elements < 3 || r->element[1]->type != REDIS_REPLY_STRING) {
+        return;
+    }
+    const auto id = codec_.auction_of(std::string_view(r->element[1]->str, r->element[1]->len));
+    if (!id) {
+        return;
+    }
+    if (kind == "subscribe") {
+        handlers_.on_subscribed(*id);
+        return;
+    }
+    if (kind != "message" || r->element[2]->type != REDIS_REPLY_STRING) {
+        return;
+    }
+    auto message = codec_.decode(*id, std::string_view(r->element[2]->str, r->element[2]->len));
+    if (!message) {
+        ++rejected_;
+        const auto now = std::chrono::steady_clock::now();
+        if (now - last_rejection_log_ > std::chrono::minutes(1)) {  // at most a line a minute
+            last_rejection_log_ = now;
+            spdlog::warn("ignoring a message on {} that no pod of this deployment signed ({} so far)",
+                         codec_.channel(*id), rejected_.load());
+        }
+        return;
+    }
+    if (auto* bid = std::get_if<bus_bid>(&*message)) {
+        if (fanout_latency_ != nullptr) {
+            fanout_latency_->observe(std::chrono::microseconds(unix_micros() - bid->committed_us));
+        }
+        if (bids.empty() || bids.back().first != *id) {
+            bids.emplace_back(*id, std::vector<feed_event>{});
+        }
+        bids.back().second.push_back(std::move(bid->event));
+        return;
+    }
+    if (auto* hold = std::get_if<bus_hold>(&*message)) {
+        if (handlers_.on_hold) {
+            handlers_.on_hold(*id, hold->duration);
+        }
+        return;
+    }
+    for (auto& [aid, events] : bids) {  // keep closes after the bids before them
+        handlers_.on_bids(aid, std::move(events));
+    }
+    bids.clear();
+    handlers_.on_close(*id, std::get<bus_close>(*message).text);
 }
 
 bool publish_once(const redis_endpoint& endpoint, const std::string& channel, const std::string& payload) {
     try {
-        auto c = connect(endpoint);
+        auto c = connect(endpoint, std::chrono::milliseconds(2000));
         reply_ptr r(static_cast<redisReply*>(
             redisCommand(c.get(), "PUBLISH %b %b", channel.data(), channel.size(), payload.data(), payload.size())));
         if (!r || r->type == REDIS_REPLY_ERROR) {

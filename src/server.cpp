@@ -1,4 +1,6 @@
 #include <bidding/bid_service.hpp>
+#include <bidding/bus_codec.hpp>
+#include <bidding/commit_resolver.hpp>
 #include <bidding/close_listener.hpp>
 #include <bidding/db_pool.hpp>
 #include <bidding/listener.hpp>
@@ -13,6 +15,7 @@
 
 #include <sys/resource.h>
 
+#include <cstdlib>
 #include <thread>
 
 namespace bidding {
@@ -49,45 +52,72 @@ int run_server(const config& cfg) {
 
     // Declared before the io_context so that they outlive the handlers it destroys last.
     metrics stats;
-    session_registry registry;
-    db_pool db(cfg.database_conninfo, cfg.db_pool_size, &stats.postgres_reconnects());
+    // An auction's fan-out is "behind" when its clients hold an eighth of their bound on average.
+    session_registry registry(static_cast<std::int64_t>(cfg.max_send_queue_bytes / 8));
+    store_options store_settings;
+    store_settings.statement_timeout = cfg.db_timeout;
+    store_settings.lock_timeout = cfg.db_lock_timeout;
+    // A pod frozen inside a transaction holds its row lock; Postgres ends such a session after
+    // this, which releases the lock for the other pods.
+    store_settings.idle_in_transaction_timeout = std::max(2 * cfg.db_timeout, std::chrono::milliseconds(1000));
+    store_settings.reconnects = &stats.postgres_reconnects();
+    db_pool db(cfg.database_conninfo, db_pool::settings{cfg.db_pool_size, cfg.db_queue_limit, store_settings});
+    const bus_codec codec(cfg.redis_channel_prefix, derive_bus_key(cfg.secret_key, cfg.database_conninfo));
     std::unique_ptr<redis_bus> bus;
     if (cfg.redis) {
         bus = std::make_unique<redis_bus>(
-            *cfg.redis, redis_bus::handlers{
-                            [&registry](auction_id id, std::vector<feed_event> events) {
-                                registry.publish(id, std::move(events));
-                            },
-                            [&registry](auction_id id, shared_text message) { registry.close_auction(id, message); },
-                            // Subscribed (again): whatever was published before may have been missed.
-                            [&registry](auction_id id) { registry.resync(id); },
-                        },
+            redis_bus::settings{*cfg.redis, cfg.redis_timeout}, codec,
+            redis_bus::handlers{
+                [&registry](auction_id id, std::vector<feed_event> events) {
+                    registry.publish(id, std::move(events));
+                },
+                [&registry](auction_id id, shared_text message) { registry.close_auction(id, message); },
+                // Subscribed (again): whatever was published before may have been missed.
+                [&registry](auction_id id) { registry.resync(id); },
+                [&registry](auction_id id, std::chrono::milliseconds pause) {
+                    registry.hold(id, fanout_load::clock::now() + pause);
+                },
+            },
             &stats.fanout);
     }
     bid_service::publish_fn publish;
     if (bus) {
         publish = [&bus](auction_id id, const std::vector<fanout_message>& accepted, std::int64_t committed_us) {
             for (const auto& m : accepted) {
-                bus->publish(id, encode_bid(m, committed_us));
+                bus->publish_bid(id, m, committed_us);
             }
         };
     }
-    bid_service bids(db, registry, stats, std::move(publish));
-    close_listener closes(cfg.database_conninfo, registry);
+    std::unique_ptr<bid_service> bids_holder;
+    store_options resolver_store = store_settings;
+    resolver_store.watchdog = &db.watchdog();
+    commit_resolver resolver(cfg.database_conninfo, commit_resolver::settings{resolver_store},
+                             [&bids_holder](auction_id id, std::vector<fanout_message> accepted) {
+                                 bids_holder->fan_out(id, std::move(accepted));
+                             });
+    bids_holder = std::make_unique<bid_service>(
+        db, registry, stats,
+        bid_service::limits{cfg.max_pending_bids_per_auction, cfg.max_pending_bids, 128, cfg.db_timeout,
+                            cfg.bid_timeout},
+        std::move(publish), &resolver);
+    bid_service& bids = *bids_holder;
+    close_listener closes(cfg.database_conninfo, registry, &db.watchdog(), cfg.db_timeout);
     auto ctx = std::make_shared<server_context>(cfg, registry, bids, db, stats);
     if (bus) {
-        ctx->publish_close = [&bus](auction_id id, const std::string& bid_closed) {
-            bus->publish(id, encode_close(bid_closed));
-        };
+        ctx->publish_close = [&bus](auction_id id, const std::string& bid_closed) { bus->publish_close(id, bid_closed); };
     }
-    ctx->observe = [&registry, &closes, &bus, ctx = ctx.get()] {
+    ctx->observe = [&registry, &closes, &bus, &db, ctx = ctx.get()] {
         metrics_extra extra;
         extra.connections_per_auction = registry.room_sizes();
         extra.draining = ctx->draining;
-        extra.postgres_up = closes.connected();
+        // Either view of Postgres failing means a new client would not be served now.
+        extra.postgres_up = closes.connected() && db.healthy();
         extra.redis_configured = static_cast<bool>(bus);
         extra.redis_connected = bus && bus->connected();
         extra.redis_reconnects = bus ? bus->reconnects() : 0;
+        extra.bus_rejected = bus ? bus->rejected() : 0;
+        extra.db_queued = db.queued();
+        extra.watchdog_cuts = db.watchdog().cuts();
         return extra;
     };
     net::io_context ioc(static_cast<int>(threads));
@@ -96,30 +126,40 @@ int run_server(const config& cfg) {
     if (bus) {
         hooks.first_joined = [&bus](auction_id id) { bus->subscribe(id); };
         hooks.last_left = [&bus](auction_id id) { bus->unsubscribe(id); };
+        // Pauses the auction's bids on the other pods for a little longer than the signal period.
+        hooks.behind = [&bus](auction_id id) { bus->publish_hold(id, 3 * session_registry::signal_every); };
     }
-    hooks.read_after = [&db, &registry, &ioc](auction_id id, seq_t after, std::size_t limit) {
-        db.post([&registry, &ioc, id, after, limit](postgres_store& store) {
-            try {
-                const auto rows = store.history_after(id, after, limit);
-                std::vector<feed_event> events;
-                events.reserve(rows.size());
-                seq_t prev = after;
-                for (const auto& row : rows) {
-                    events.push_back(feed_event{prev, row.seq, make_shared_text(serialize_new_bid(id, row))});
-                    prev = row.seq;
+    hooks.read_after = [&db, &registry, &ioc, timeout = cfg.db_timeout](auction_id id, seq_t after, std::size_t limit) {
+        const auto retry_later = [&registry, &ioc, id] {
+            registry.fill_failed(id);
+            auto timer = std::make_shared<net::steady_timer>(ioc, std::chrono::milliseconds(500));
+            timer->async_wait([timer, &registry, id](const boost::system::error_code& ec) {
+                if (!ec) {
+                    registry.resync(id);
                 }
-                registry.fill_done(id, events, rows.size() < limit);
-            } catch (const std::exception& e) {
-                spdlog::warn("cannot read auction {} after seq {}: {}; retrying", id, after, e.what());
-                registry.fill_failed(id);
-                auto timer = std::make_shared<net::steady_timer>(ioc, std::chrono::milliseconds(500));
-                timer->async_wait([timer, &registry, id](const boost::system::error_code& ec) {
-                    if (!ec) {
-                        registry.resync(id);
+            });
+        };
+        const bool queued = db.post(db_pool::job{
+            [&registry, id, after, limit, retry_later](postgres_store& store) {
+                try {
+                    const auto rows = store.history_after(id, after, limit);
+                    std::vector<feed_event> events;
+                    events.reserve(rows.size());
+                    seq_t prev = after;
+                    for (const auto& row : rows) {
+                        events.push_back(feed_event{prev, row.seq, make_shared_text(serialize_new_bid(id, row))});
+                        prev = row.seq;
                     }
-                });
-            }
-        });
+                    registry.fill_done(id, events, rows.size() < limit);
+                } catch (const std::exception& e) {
+                    spdlog::debug("cannot read auction {} after seq {}: {}; retrying", id, after, e.what());
+                    retry_later();
+                }
+            },
+            [retry_later](db_pool::refusal) { retry_later(); }, std::chrono::steady_clock::now() + timeout});
+        if (!queued) {
+            retry_later();
+        }
     };
     registry.set_hooks(std::move(hooks));
 
@@ -143,6 +183,13 @@ int run_server(const config& cfg) {
         }
         spdlog::info("signal {} received: draining {} connections", signo, registry.size());
         ctx->draining = true;
+        // Whatever blocks (a frozen dependency), the process is gone by DRAIN_TIMEOUT.
+        std::thread([timeout = cfg.drain_timeout] {
+            std::this_thread::sleep_for(timeout);
+            spdlog::warn("drain: DRAIN_TIMEOUT passed with work unfinished; exiting now");
+            spdlog::shutdown();
+            std::_Exit(0);
+        }).detach();
         acceptor->stop();
         // The drain blocks (waiting for bids in flight), so it runs off the socket threads.
         // New bids are refused from here on (websocket_session); those in flight finish, their
@@ -153,7 +200,7 @@ int run_server(const config& cfg) {
             const auto remaining = [&] {
                 return std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
             };
-            if (!bids.wait_idle(remaining() * 3 / 4)) {
+            if (!bids.wait_idle(remaining() / 2)) {
                 spdlog::warn("drain: bids still in flight at the deadline");
             }
             registry.shutdown_all(make_shared_text(serialize_server_shutdown()));
@@ -183,6 +230,7 @@ int run_server(const config& cfg) {
     if (bus) {
         bus->stop(std::chrono::milliseconds(0));
     }
+    resolver.stop();
     db.stop();
     spdlog::info("stopped");
     return 0;

@@ -7,11 +7,12 @@ namespace bidding {
 
 void session_registry::set_hooks(hooks h) { hooks_ = std::move(h); }
 
-void session_registry::join(auction_id id, const std::shared_ptr<websocket_session>& session) {
+std::shared_ptr<fanout_load> session_registry::join(auction_id id, const std::shared_ptr<websocket_session>& session) {
     std::lock_guard lock(mutex_);
     auto& slot = rooms_[id];
     if (!slot) {
         slot = std::make_shared<room>();
+        slot->load = std::make_shared<fanout_load>(high_water_);
         // Under the registry lock, so subscribe and unsubscribe requests keep their order.
         if (hooks_.first_joined) {
             hooks_.first_joined(id);
@@ -20,7 +21,9 @@ void session_registry::join(auction_id id, const std::shared_ptr<websocket_sessi
     std::lock_guard room_lock(slot->mutex);
     if (slot->sessions.emplace(session.get(), session).second) {
         ++count_;
+        slot->load->sessions_changed(1);
     }
+    return slot->load;
 }
 
 void session_registry::leave(auction_id id, const websocket_session* session) {
@@ -34,6 +37,7 @@ void session_registry::leave(auction_id id, const websocket_session* session) {
         std::lock_guard room_lock(it->second->mutex);
         if (it->second->sessions.erase(session) > 0) {
             --count_;
+            it->second->load->sessions_changed(-1);
         }
         empty = it->second->sessions.empty();
     }
@@ -58,6 +62,7 @@ void session_registry::advance(auction_id id, Step&& step) {
         return;  // nobody here follows this auction
     }
     std::optional<seq_t> read_after;
+    bool signal = false;
     // Released after the lock: dropping the last reference to a session runs its destructor,
     // which leaves the room.
     std::vector<std::shared_ptr<websocket_session>> recipients;
@@ -65,14 +70,23 @@ void session_registry::advance(auction_id id, Step&& step) {
         std::lock_guard lock(r->mutex);
         auto out = step(r->feed);
         if (!out.empty()) {
+            std::int64_t bytes = 0;
+            for (const auto& m : out) {
+                bytes += static_cast<std::int64_t>(m.text->size());
+            }
             auto batch = std::make_shared<const std::vector<fanout_message>>(std::move(out));
             recipients.reserve(r->sessions.size());
             for (const auto& [ptr, weak] : r->sessions) {
                 if (auto s = weak.lock()) {
-                    s->deliver(batch);
                     recipients.push_back(std::move(s));
                 }
             }
+            // Counted before any session can take it, so the backlog never reads negative.
+            r->load->posted(bytes * static_cast<std::int64_t>(recipients.size()));
+            for (const auto& s : recipients) {
+                s->deliver(batch, bytes);
+            }
+            signal = r->load->behind() && r->load->should_signal(fanout_load::clock::now(), signal_every);
         }
         if (r->feed.wants_fill() && hooks_.read_after) {
             r->feed.fill_started();
@@ -81,6 +95,15 @@ void session_registry::advance(auction_id id, Step&& step) {
     }
     if (read_after) {
         hooks_.read_after(id, *read_after, fill_limit);
+    }
+    if (signal && hooks_.behind) {
+        hooks_.behind(id);
+    }
+}
+
+void session_registry::hold(auction_id id, fanout_load::clock::time_point until) {
+    if (const auto r = find(id)) {
+        r->load->hold(until);
     }
 }
 

@@ -39,8 +39,10 @@ websocket_session::websocket_session(net::ip::tcp::socket&& socket, std::shared_
       since_(since),
       identity_(std::move(identity)),
       bid_rate_(ctx_->cfg.bid_rate_limit, ctx_->cfg.bid_burst),
-      ping_timer_(ws_.get_executor()),
-      idle_timer_(ws_.get_executor()) {
+      heartbeat_timer_(ws_.get_executor()),
+      send_timer_(ws_.get_executor()),
+      feed_(ctx_->cfg.max_send_queue_bytes),
+      queue_(ctx_->cfg.max_send_queue_bytes) {
     beast::error_code ec;
     const auto ep = beast::get_lowest_layer(ws_).socket().remote_endpoint(ec);
     if (!ec) {
@@ -53,6 +55,9 @@ websocket_session::websocket_session(net::ip::tcp::socket&& socket, std::shared_
 }
 
 websocket_session::~websocket_session() {
+    if (load_ && reported_backlog_ != 0) {
+        load_->queued(-reported_backlog_);
+    }
     if (counted_) {
         ctx_->stats.connection_closed();
     }
@@ -99,24 +104,33 @@ void websocket_session::on_accept(beast::error_code ec) {
     }
     // Join before reading the snapshot: a bid committed after the read is then surely
     // delivered, and one committed before it is dropped by its seq.
-    ctx_->registry.join(auction_, shared_from_this());
+    load_ = ctx_->registry.join(auction_, shared_from_this());
     joined_ = true;
     phase_ = phase::loading;
-    ctx_->db.post([self = shared_from_this(), limit = ctx_->cfg.history_limit](postgres_store& store) {
-        snapshot_result result;
-        try {
-            result.snapshot = store.load_snapshot(self->auction_, limit, self->since_);
-            if (result.snapshot) {
-                // Where this pod's delivery of the auction starts, if it has not started yet.
-                self->ctx_->registry.baseline(self->auction_, result.snapshot->info.last_seq);
+    auto self = shared_from_this();
+    const bool queued = ctx_->db.post(db_pool::job{
+        [self, limit = ctx_->cfg.history_limit](postgres_store& store) {
+            snapshot_result result;
+            try {
+                result.snapshot = store.load_snapshot(self->auction_, limit, self->since_);
+                if (result.snapshot) {
+                    // Where this pod's delivery of the auction starts, if it has not started yet.
+                    self->ctx_->registry.baseline(self->auction_, result.snapshot->info.last_seq);
+                }
+            } catch (const std::exception& e) {
+                spdlog::debug("cannot load auction {}: {}", self->auction_, e.what());
+                result.unavailable = true;
             }
-        } catch (const std::exception& e) {
-            spdlog::warn("cannot load auction {}: {}", self->auction_, e.what());
-            result.unavailable = true;
-        }
-        net::post(self->ws_.get_executor(),
-                  [self, result = std::move(result)]() mutable { self->on_snapshot(std::move(result)); });
-    });
+            net::post(self->ws_.get_executor(),
+                      [self, result = std::move(result)]() mutable { self->on_snapshot(std::move(result)); });
+        },
+        [self](db_pool::refusal) {
+            net::post(self->ws_.get_executor(), [self] { self->on_snapshot(snapshot_result{std::nullopt, true}); });
+        },
+        clock::now() + ctx_->cfg.db_timeout});
+    if (!queued) {
+        on_snapshot(snapshot_result{std::nullopt, true});
+    }
 }
 
 void websocket_session::on_snapshot(snapshot_result result) {
@@ -137,13 +151,13 @@ void websocket_session::on_snapshot(snapshot_result result) {
         close(reason(4003, "bid closed"));
         return;
     }
-    last_seq_ = snap.info.last_seq;
     send(make_shared_text(since_ ? serialize_initial_state(snap.info, snap.entries, *since_, snap.truncated)
                                  : serialize_initial_state(snap.info, snap.entries)));
-    release_held();
+    apply(feed_.start(snap.info.last_seq));
+    report_backlog();
     touch();
-    arm_ping();
-    arm_idle();
+    next_ping_ = clock::now() + ctx_->cfg.heartbeat_interval;
+    arm_heartbeat();
     do_read();
 }
 
@@ -176,8 +190,7 @@ void websocket_session::on_read(beast::error_code ec, std::size_t) {
     }
     ctx_->stats.message_in();
     if (!ws_.got_text()) {
-        ctx_->stats.bid_rejected(error_code::unsupported);
-        send(make_shared_text(serialize_error(error_code::unsupported, "binary frames are not supported", std::nullopt)));
+        reject(error_code::unsupported, "binary frames are not supported", std::nullopt);
     } else {
         const auto data = buffer_.cdata();
         handle_text(std::string_view(static_cast<const char*>(data.data()), data.size()));
@@ -186,11 +199,13 @@ void websocket_session::on_read(beast::error_code ec, std::size_t) {
     do_read();
 }
 
+void websocket_session::reject(error_code code, std::string_view message, const std::optional<std::string>& ref) {
+    ctx_->stats.bid_rejected(code);
+    send(make_shared_text(serialize_error(code, message, ref)));
+}
+
 void websocket_session::handle_text(std::string_view text) {
     auto message = parse_client_message(text, identity_.name.has_value());
-    if (auto* bid = std::get_if<bid_request>(&message); bid != nullptr && identity_.name) {
-        bid->name = *identity_.name;  // a signed identity wins over whatever the message says
-    }
     if (std::holds_alternative<pong_message>(message)) {
         touch();
         return;
@@ -200,125 +215,114 @@ void websocket_session::handle_text(std::string_view text) {
         if (error->code == error_code::invalid_name || error->code == error_code::invalid_price) {
             touch();
         }
-        spdlog::debug("bid rejected: auction {} {} from {}", auction_, to_string(error->code), peer_);
-        ctx_->stats.bid_rejected(error->code);
-        send(make_shared_text(serialize_error(error->code, error->message, error->ref)));
+        reject(error->code, error->message, error->ref);
         return;
     }
+    auto& bid = std::get<bid_request>(message);
+    if (identity_.name) {
+        bid.name = *identity_.name;  // a signed identity wins over whatever the message says
+    }
     touch();
-    if (!bid_rate_.allow(std::chrono::steady_clock::now())) {
-        auto& bid = std::get<bid_request>(message);
-        ctx_->stats.bid_rejected(error_code::rate_limited);
-        send(make_shared_text(
-            serialize_error(error_code::rate_limited, "too many bids; slow down and try again", bid.ref)));
+    const auto now = clock::now();
+    if (!bid_rate_.allow(now)) {
+        reject(error_code::rate_limited, "too many bids; slow down and try again", bid.ref);
         return;
     }
     if (ctx_->draining) {
-        auto& bid = std::get<bid_request>(message);
-        ctx_->stats.bid_rejected(error_code::unavailable);
-        send(make_shared_text(serialize_error(error_code::unavailable,
-                                              "the server is shutting down; the bid was not stored", bid.ref)));
+        reject(error_code::unavailable, "the server is shutting down; the bid was not stored", bid.ref);
+        return;
+    }
+    if (load_->refuse_bids(now)) {
+        // Taking more would grow every client's queue of this auction: refuse before any of them
+        // reaches its bound.
+        reject(error_code::overloaded, "the server is too busy; the bid was not stored; retry later", bid.ref);
         return;
     }
     ++bids_in_flight_;
-    ctx_->bids.submit(auction_, std::move(std::get<bid_request>(message)),
-                      [self = shared_from_this()](seq_t accepted_seq, shared_text reply) {
-                          net::post(self->ws_.get_executor(), [self, accepted_seq, reply = std::move(reply)]() mutable {
-                              self->on_bid_reply(accepted_seq, std::move(reply));
-                          });
-                      });
+    ctx_->bids.submit(auction_, std::move(bid), now, [self = shared_from_this()](seq_t accepted_seq, shared_text reply) {
+        net::post(self->ws_.get_executor(), [self, accepted_seq, reply = std::move(reply)]() mutable {
+            self->on_bid_reply(accepted_seq, std::move(reply));
+        });
+    });
 }
 
 void websocket_session::on_bid_reply(seq_t accepted_seq, shared_text reply) {
     --bids_in_flight_;
-    replies_.emplace_back(accepted_seq, std::move(reply));
-    flush_replies();
+    if (phase_ == phase::live) {
+        apply(feed_.reply(accepted_seq, std::move(reply)));
+        report_backlog();
+    }
     if (read_paused_) {
         read_paused_ = false;
         do_read();
     }
 }
 
-// The bidder sees its new_bid before its bid_accepted, even when this pod is still catching up
-// on bids from other pods that precede it.
-void websocket_session::flush_replies() {
-    while (!replies_.empty() && replies_.front().first <= last_seq_) {
-        send(std::move(replies_.front().second));
-        replies_.pop_front();
+void websocket_session::deliver(fanout_batch batch, std::int64_t bytes) {
+    net::post(ws_.get_executor(),
+              [self = shared_from_this(), batch = std::move(batch), bytes] { self->on_deliver(batch, bytes); });
+}
+
+void websocket_session::on_deliver(const fanout_batch& batch, std::int64_t bytes) {
+    load_->taken(bytes);
+    if (phase_ == phase::loading || phase_ == phase::live) {
+        apply(feed_.deliver(*batch));
+        report_backlog();
     }
 }
 
-void websocket_session::deliver(fanout_batch batch) {
-    net::post(ws_.get_executor(), [self = shared_from_this(), batch = std::move(batch)] { self->on_deliver(batch); });
-}
-
-void websocket_session::on_deliver(const fanout_batch& batch) {
-    if (phase_ == phase::loading || (phase_ == phase::live && filling_)) {
-        held_.insert(held_.end(), batch->begin(), batch->end());
-        return;
+void websocket_session::apply(session_feed::step step) {
+    for (auto& m : step.send) {
+        send(std::move(m));
     }
-    for (const auto& m : *batch) {
-        take(m);
-    }
-}
-
-// Exactly once, in order, no gap: a message is sent only when it follows the last one sent.
-void websocket_session::take(const fanout_message& m) {
-    if (phase_ != phase::live || m.seq <= last_seq_) {
-        return;
-    }
-    if (filling_) {
-        held_.push_back(m);
-        return;
-    }
-    if (m.prev > last_seq_) {
-        // This client's snapshot is older than what the pod has delivered since (two first
-        // clients whose snapshots finished out of order): read the missing rows for it.
-        held_.push_back(m);
+    if (step.fill && phase_ == phase::live) {
         start_fill();
-        return;
-    }
-    send(m.text);
-    last_seq_ = m.seq;
-    flush_replies();
-}
-
-void websocket_session::release_held() {
-    auto held = std::move(held_);
-    held_.clear();
-    for (const auto& m : held) {
-        take(m);
     }
 }
 
 void websocket_session::start_fill() {
-    filling_ = true;
-    ctx_->db.post([self = shared_from_this(), after = last_seq_](postgres_store& store) {
-        std::optional<std::vector<history_entry>> rows;
-        try {
-            rows = store.history_after(self->auction_, after, session_registry::fill_limit);
-        } catch (const std::exception& e) {
-            spdlog::warn("cannot read auction {} after seq {}: {}", self->auction_, after, e.what());
-        }
-        net::post(self->ws_.get_executor(), [self, rows = std::move(rows)]() mutable { self->on_fill(std::move(rows)); });
-    });
+    auto self = shared_from_this();
+    const auto fail = [self] {
+        net::post(self->ws_.get_executor(), [self] { self->on_fill(std::nullopt, false); });
+    };
+    const bool queued = ctx_->db.post(db_pool::job{
+        [self, after = feed_.last()](postgres_store& store) {
+            std::optional<std::vector<fanout_message>> rows;
+            bool complete = false;
+            try {
+                const auto entries = store.history_after(self->auction_, after, session_registry::fill_limit);
+                complete = entries.size() < session_registry::fill_limit;
+                rows.emplace();
+                rows->reserve(entries.size());
+                seq_t prev = after;
+                for (const auto& e : entries) {
+                    rows->push_back(fanout_message{prev, e.seq, make_shared_text(serialize_new_bid(self->auction_, e))});
+                    prev = e.seq;
+                }
+            } catch (const std::exception& e) {
+                spdlog::debug("cannot read auction {} after seq {}: {}", self->auction_, after, e.what());
+            }
+            net::post(self->ws_.get_executor(), [self, rows = std::move(rows), complete]() mutable {
+                self->on_fill(std::move(rows), complete);
+            });
+        },
+        [fail](db_pool::refusal) { fail(); }, clock::now() + ctx_->cfg.db_timeout});
+    if (!queued) {
+        on_fill(std::nullopt, false);
+    }
 }
 
-void websocket_session::on_fill(std::optional<std::vector<history_entry>> rows) {
-    filling_ = false;
+void websocket_session::on_fill(std::optional<std::vector<fanout_message>> rows, bool complete) {
+    if (phase_ != phase::live) {
+        return;
+    }
     if (!rows) {
         // Order can no longer be promised on this connection: the client reconnects with since.
         close(reason(1013, "try again later"));
         return;
     }
-    for (const auto& row : *rows) {
-        if (row.seq > last_seq_) {
-            send(make_shared_text(serialize_new_bid(auction_, row)));
-            last_seq_ = row.seq;
-        }
-    }
-    flush_replies();
-    release_held();
+    apply(feed_.filled(*rows, complete));
+    report_backlog();
 }
 
 void websocket_session::close_auction(shared_text message) {
@@ -339,10 +343,9 @@ void websocket_session::shutdown(shared_text message) {
 // the client reads the new_bid back with ?since= when it reconnects.
 void websocket_session::last_word(const shared_text& message, websocket::close_reason why) {
     if (phase_ == phase::live) {
-        for (auto& [seq, reply] : replies_) {
+        for (auto& reply : feed_.take_replies()) {
             send(std::move(reply));
         }
-        replies_.clear();
         send(message);
     }
     if (phase_ == phase::loading || phase_ == phase::live) {
@@ -355,39 +358,46 @@ void websocket_session::send(shared_text message) {
     if (phase_ != phase::live) {
         return;
     }
-    if (queue_.size() >= max_queued_messages) {
-        abort("too far behind");
+    if (!queue_.push(std::move(message))) {
+        slow_consumer();
         return;
     }
-    queue_.push_back(std::move(message));
     ctx_->stats.message_out();
-    if (!writing_) {
+    if (!queue_.writing()) {
         do_write();
     }
 }
 
 void websocket_session::do_write() {
-    writing_ = true;
+    // Called when the socket has nothing in flight: the clock of this write starts now.
+    last_progress_ = clock::now();
+    if (!send_watch_armed_) {
+        arm_send_watch(last_progress_ + ctx_->cfg.send_timeout);
+    }
     ws_.text(true);
-    ws_.async_write(net::buffer(*queue_.front()),
+    ws_.async_write(net::buffer(queue_.start_write()),
                     beast::bind_front_handler(&websocket_session::on_write, shared_from_this()));
 }
 
 void websocket_session::on_write(beast::error_code ec, std::size_t) {
-    writing_ = false;
+    queue_.finish_write();
+    last_progress_ = clock::now();
     if (ec) {
-        if (ec != net::error::operation_aborted) {
+        if (ec != net::error::operation_aborted && phase_ != phase::closed) {
             spdlog::debug("write failed: {} {}", peer_, ec.message());
         }
         finish();
         return;
     }
-    queue_.pop_front();
-    if (!queue_.empty()) {
+    if (phase_ == phase::closed) {
+        return;
+    }
+    if (queue_.has_waiting()) {
         do_write();
     } else if (phase_ == phase::closing && close_reason_) {
         do_close();
     }
+    report_backlog();
 }
 
 void websocket_session::close(websocket::close_reason why) {
@@ -395,10 +405,14 @@ void websocket_session::close(websocket::close_reason why) {
         return;
     }
     phase_ = phase::closing;
-    ping_timer_.cancel();
-    idle_timer_.cancel();
+    heartbeat_timer_.cancel();
     close_reason_ = std::move(why);
-    if (!writing_) {
+    // The close too must finish in time: a peer that reads nothing never takes the close frame.
+    close_deadline_ = clock::now() + ctx_->cfg.send_timeout;
+    if (!send_watch_armed_) {
+        arm_send_watch(close_deadline_);
+    }
+    if (!queue_.writing()) {
         do_close();  // otherwise after the queued messages are written
     }
 }
@@ -409,48 +423,105 @@ void websocket_session::do_close() {
     close_reason_.reset();
 }
 
+// Beyond MAX_SEND_QUEUE_BYTES: what waits is dropped (so the pod's memory stays bounded) and the
+// client is told why, once the write in flight (if any) is out; the send watch drops the TCP
+// connection if even that does not happen within SEND_TIMEOUT.
+void websocket_session::slow_consumer() {
+    spdlog::info("slow consumer: closing {} on auction {} ({} bytes waiting)", peer_, auction_, queue_.bytes());
+    ctx_->stats.slow_consumer_dropped();
+    queue_.drop_waiting();
+    close(reason(1008, "slow consumer"));
+    report_backlog();
+}
+
 void websocket_session::abort(const char* why) {
     spdlog::info("dropping {} on auction {}: {}", peer_, auction_, why);
     ctx_->stats.slow_consumer_dropped();
     finish();
     beast::error_code ec;
-    beast::get_lowest_layer(ws_).socket().close(ec);
+    beast::get_lowest_layer(ws_).socket().close(ec);  // releases the descriptor now; pending operations abort
 }
 
 void websocket_session::finish() {
     phase_ = phase::closed;
-    queue_.clear();
-    ping_timer_.cancel();
-    idle_timer_.cancel();
+    queue_.drop_waiting();
+    heartbeat_timer_.cancel();
+    send_timer_.cancel();
+    report_backlog();
 }
 
-void websocket_session::touch() { last_activity_ = std::chrono::steady_clock::now(); }
-
-void websocket_session::arm_ping() {
-    ping_timer_.expires_after(ctx_->cfg.heartbeat_interval);
-    ping_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
-        if (ec || self->phase_ != phase::live) {
-            return;
-        }
-        self->send(ping_message());
-        self->arm_ping();
-    });
+// This session's share of the auction's backlog, kept current in its fan-out load.
+void websocket_session::report_backlog() {
+    if (!load_) {
+        return;
+    }
+    const auto now = phase_ == phase::closed ? 0 : static_cast<std::int64_t>(queue_.bytes() + feed_.held_bytes());
+    if (now != reported_backlog_) {
+        load_->queued(now - reported_backlog_);
+        reported_backlog_ = now;
+    }
 }
 
-void websocket_session::arm_idle() {
-    // One timer per session, re-armed only when it fires: activity just moves the deadline.
-    idle_timer_.expires_at(last_activity_ + ctx_->cfg.idle_timeout);
-    idle_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
-        if (ec || self->phase_ != phase::live) {
-            return;
-        }
-        if (std::chrono::steady_clock::now() >= self->last_activity_ + self->ctx_->cfg.idle_timeout) {
-            spdlog::debug("idle timeout: {} auction {}", self->peer_, self->auction_);
-            self->close(reason(1000, "idle timeout"));
-        } else {
-            self->arm_idle();
-        }
-    });
+void websocket_session::touch() { last_activity_ = clock::now(); }
+
+// One timer for the heartbeat and the idle deadline: it fires at whichever comes first; activity
+// only moves the idle deadline later, so it costs no timer operation.
+void websocket_session::arm_heartbeat() {
+    heartbeat_timer_.expires_at(std::min(next_ping_, last_activity_ + ctx_->cfg.idle_timeout));
+    heartbeat_timer_.async_wait(beast::bind_front_handler(&websocket_session::on_heartbeat, shared_from_this()));
+}
+
+void websocket_session::on_heartbeat(beast::error_code ec) {
+    if (ec || phase_ != phase::live) {
+        return;
+    }
+    const auto now = clock::now();
+    if (now >= last_activity_ + ctx_->cfg.idle_timeout) {
+        spdlog::debug("idle timeout: {} auction {}", peer_, auction_);
+        close(reason(1000, "idle timeout"));
+        return;
+    }
+    if (now >= next_ping_) {
+        send(ping_message());
+        next_ping_ = std::max(next_ping_ + ctx_->cfg.heartbeat_interval, now);
+    }
+    if (phase_ == phase::live) {
+        arm_heartbeat();
+    }
+}
+
+void websocket_session::arm_send_watch(clock::time_point at) {
+    send_watch_armed_ = true;
+    send_timer_.expires_at(at);
+    send_timer_.async_wait(beast::bind_front_handler(&websocket_session::on_send_watch, shared_from_this()));
+}
+
+// A write in flight must complete, and a close must finish, within SEND_TIMEOUT.
+void websocket_session::on_send_watch(beast::error_code ec) {
+    send_watch_armed_ = false;
+    if (ec || phase_ == phase::closed) {
+        return;
+    }
+    const auto now = clock::now();
+    const auto write_deadline = last_progress_ + ctx_->cfg.send_timeout;
+    if (phase_ == phase::closing && now >= close_deadline_) {
+        abort("the close did not complete within SEND_TIMEOUT");
+        return;
+    }
+    if (queue_.writing() && now >= write_deadline) {
+        abort("no write progress for SEND_TIMEOUT");
+        return;
+    }
+    std::optional<clock::time_point> next;
+    if (queue_.writing()) {
+        next = write_deadline;
+    }
+    if (phase_ == phase::closing) {
+        next = next ? std::min(*next, close_deadline_) : close_deadline_;
+    }
+    if (next) {
+        arm_send_watch(*next);
+    }
 }
 
 }  // namespace bidding

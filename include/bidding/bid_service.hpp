@@ -4,6 +4,15 @@
 // ran are decided together, in arrival order, in the next one. After the commit, accepted bids
 // go to this pod's clients at once (not through Redis) and are published for the other pods;
 // only then is each sender answered, so a sender normally sees its new_bid before bid_accepted.
+//
+// Every bid gets exactly one reply, within `reply_timeout` of its arrival:
+//   bid_accepted / price_too_low / bid_closed  decided under the row lock;
+//   overloaded   the lane (or this pod) holds too many undecided bids, or the bid waited too
+//                long for its turn: never sent to Postgres, not stored;
+//   unavailable  Postgres could not be reached or refused the transaction: not stored;
+//   in_doubt     the connection broke during COMMIT and the server could not say in time what
+//                became of it: the bid may be stored (commit_resolver publishes it if so).
+#include <bidding/commit_resolver.hpp>
 #include <bidding/db_pool.hpp>
 #include <bidding/fanout.hpp>
 #include <bidding/metrics.hpp>
@@ -14,6 +23,7 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <unordered_map>
 
@@ -21,43 +31,64 @@ namespace bidding {
 
 class bid_service {
 public:
-    // Called once per submitted bid, from a database thread, with the serialized reply for the
-    // sender alone: bid_accepted with the seq it acknowledges, or an error with seq 0.
+    using clock = std::chrono::steady_clock;
+
+    // Called once per submitted bid, from any thread, with the serialized reply for the sender
+    // alone: bid_accepted with the seq it acknowledges, or an error with seq 0.
     using reply_fn = std::function<void(seq_t accepted_seq, shared_text reply)>;
 
     // Called after each commit with the auction's newly accepted bids, to tell the other pods.
     // `committed_us`: when the transaction committed (microseconds since the Unix epoch).
     using publish_fn = std::function<void(auction_id, const std::vector<fanout_message>&, std::int64_t committed_us)>;
 
-    bid_service(db_pool& db, session_registry& registry, metrics& stats, publish_fn publish = {},
-                std::size_t max_batch = 128);
+    struct limits {
+        std::size_t per_auction{1024};  // undecided bids of one auction
+        std::size_t total{16'384};      // undecided bids of this pod
+        std::size_t max_batch{128};     // bids decided in one transaction
+        std::chrono::milliseconds db_timeout{2000};     // a bid's transaction ends this long after its arrival
+        std::chrono::milliseconds reply_timeout{5000};  // a bid's reply comes within this, in doubt or not
+    };
 
-    void submit(auction_id id, bid_request request, reply_fn reply);
+    bid_service(db_pool& db, session_registry& registry, metrics& stats, limits lim, publish_fn publish = {},
+                commit_resolver* resolver = nullptr);
+
+    void submit(auction_id id, bid_request request, clock::time_point received, reply_fn reply);
 
     // Blocks until no bid is queued or in flight, or the timeout passes; true when idle.
     bool wait_idle(std::chrono::milliseconds timeout);
+
+    // Accepted bids to this pod's clients and to the other pods (also for bids found committed
+    // after their transaction was in doubt).
+    void fan_out(auction_id id, std::vector<fanout_message> accepted);
 
 private:
     struct pending {
         bid_request request;
         reply_fn reply;
-        std::chrono::steady_clock::time_point received;
+        clock::time_point received;
     };
     struct lane {
         std::deque<pending> queue;
         bool busy{false};
     };
+    using batch = std::vector<pending>;
 
-    // Takes the next batch of `id`'s lane and runs it on the pool. Called with busy set.
-    void dispatch(auction_id id, std::vector<pending> batch);
-    void decide(postgres_store& store, auction_id id, std::vector<pending>& batch);
-    std::vector<pending> take_batch(lane& l);
+    // Runs `b` (taken from `id`'s lane, which is busy) on the pool.
+    void dispatch(auction_id id, batch b);
+    void decide(postgres_store& store, auction_id id, batch& b);
+    // The batch has been answered: releases its share of the counts and starts the next one.
+    void finished(auction_id id, std::size_t done);
+    // The next bids of a busy lane that can still be decided in time; the others are answered
+    // (overloaded, or unavailable while Postgres is known to be away) into `late`.
+    batch take_batch(lane& l, std::vector<pending>& late);
+    void refuse(pending& p, error_code code);
 
     db_pool& db_;
     session_registry& registry_;
     metrics& stats_;
+    limits limits_;
     publish_fn publish_;
-    std::size_t max_batch_;
+    commit_resolver* resolver_;
     std::mutex mutex_;
     std::condition_variable idle_;
     std::unordered_map<auction_id, lane> lanes_;

@@ -6,14 +6,19 @@
 #include <bidding/session_registry.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <string>
 #include <thread>
 
 namespace bidding {
 
+class connection_watchdog;
+
 class close_listener {
 public:
-    close_listener(std::string conninfo, session_registry& registry);
+    // `watchdog` bounds each of its queries by `query_timeout` (a frozen Postgres is "down").
+    close_listener(std::string conninfo, session_registry& registry, connection_watchdog* watchdog = nullptr,
+                   std::chrono::milliseconds query_timeout = std::chrono::milliseconds(2000));
     ~close_listener();
     void start();
     void stop();
@@ -26,6 +31,8 @@ private:
 
     std::string conninfo_;
     session_registry& registry_;
+    connection_watchdog* watchdog_;
+    std::chrono::milliseconds query_timeout_;
     std::atomic<bool> stopping_{false};
     std::atomic<bool> connected_{false};
     std::thread thread_;

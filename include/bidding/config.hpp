@@ -55,6 +55,19 @@ struct config {
     std::chrono::milliseconds drain_timeout{20'000};
     std::size_t db_pool_size{4};
     std::size_t threads{0};  // 0: one per hardware thread
+
+    // Overload and faults (docs/architecture.md, "What each failure does").
+    std::size_t max_send_queue_bytes{1 << 20};  // per socket; a client further behind is cut off
+    std::chrono::milliseconds send_timeout{10'000};  // a write (or a close) making no progress for this long
+    std::chrono::milliseconds bid_timeout{5'000};    // every bid is answered within this
+    std::chrono::milliseconds db_timeout{2'000};     // every database job ends within this
+    std::chrono::milliseconds db_lock_timeout{1'000};  // waiting for an auction's row lock
+    std::size_t max_pending_bids_per_auction{1024};  // undecided bids of one auction on this pod
+    std::size_t max_pending_bids{16'384};            // undecided bids on this pod in total
+    std::size_t db_queue_limit{4096};                // database jobs waiting for a pool thread
+    std::chrono::milliseconds redis_timeout{2'000};  // a Redis reply (or a ping's) later than this: connection lost
+    std::string database_name;         // for the default channel prefix; may be empty
+    std::string redis_channel_prefix;  // "bidding:{database}:" unless REDIS_CHANNEL_PREFIX says otherwise
 };
 
 // Every environment variable load_config reads (`bidding-server config-vars` prints them; the
@@ -65,6 +78,10 @@ const std::vector<std::string_view>& config_variables();
 // message names the variable and the accepted form, e.g.
 // "APP_PORT must be an integer from 1 to 65535 (got \"abc\")".
 config load_config(const env_map& env);
+
+// The SECRET_KEY values of the repository's example files (.env.example, k8s/secrets.env.example),
+// which ENV=production refuses: read from those files at build time.
+const std::vector<std::string_view>& example_secret_keys();
 
 // Parses "redis://[:password@]host:port[/db]". Throws config_error for REDIS_URL.
 redis_endpoint parse_redis_url(std::string_view url);

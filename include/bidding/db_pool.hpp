@@ -2,11 +2,21 @@
 // A small pool of threads, each with its own Postgres connection, that runs the blocking
 // database work so that the socket threads never block. Jobs report back by posting to
 // the caller's strand.
+//
+// Bounded and deadline-bound: at most `queue_limit` jobs wait; every job carries a deadline,
+// by which it has run (the watchdog cuts a call still blocked then) or has been refused. While
+// Postgres is known to be unreachable (a call failed at the connection level) jobs are refused
+// at once, but for one probe every `probe_interval` that finds out whether it is back; this is
+// how a frozen or vanished database gives fast answers instead of a queue of 2-second waits.
+#include <bidding/connection_watchdog.hpp>
 #include <bidding/postgres_store.hpp>
 
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <optional>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -15,30 +25,58 @@ namespace bidding {
 
 class db_pool {
 public:
-    using job = std::function<void(postgres_store&)>;
+    using clock = std::chrono::steady_clock;
 
-    db_pool(std::string conninfo, std::size_t threads, std::atomic<std::uint64_t>* reconnects = nullptr);
+    // Why a job did not run.
+    enum class refusal {
+        expired,      // its deadline passed while it waited
+        unavailable,  // Postgres is known to be unreachable right now
+        stopping,     // the pool is shutting down
+    };
+
+    struct job {
+        std::function<void(postgres_store&)> run;
+        std::function<void(refusal)> refused;  // optional; called on a pool thread
+        clock::time_point deadline;
+    };
+
+    struct settings {
+        std::size_t threads{4};
+        std::size_t queue_limit{4096};
+        store_options store{};  // its watchdog is set by the pool
+        std::chrono::milliseconds probe_interval{250};
+    };
+
+    db_pool(std::string conninfo, settings s);
     ~db_pool();
     db_pool(const db_pool&) = delete;
     db_pool& operator=(const db_pool&) = delete;
 
-    // Runs `j` on a pool thread. Jobs start in FIFO order. Jobs posted after stop() are dropped.
-    void post(job j);
+    // Queues `j`; jobs start in FIFO order. False, and nothing is called, when the queue is full
+    // or the pool is stopping: the caller answers "overloaded" or "unavailable" itself.
+    bool post(job j);
 
-    // Finishes the queued jobs, then joins the threads.
+    // Finishes the queued jobs (each within its deadline), then joins the threads.
     void stop();
 
     std::size_t queued() const;
+    // False while Postgres is known to be unreachable.
+    bool healthy() const { return healthy_.load(std::memory_order_relaxed); }
+    connection_watchdog& watchdog() { return watchdog_; }
 
 private:
     void run(std::size_t index);
 
     std::string conninfo_;
-    std::atomic<std::uint64_t>* reconnects_;
+    settings settings_;
+    connection_watchdog watchdog_;
+    std::atomic<bool> healthy_{true};
     mutable std::mutex mutex_;
     std::condition_variable ready_;
     std::deque<job> jobs_;
     bool stopping_{false};
+    bool probing_{false};
+    clock::time_point retry_at_{};
     std::vector<std::thread> threads_;
 };
 

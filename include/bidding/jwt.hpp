@@ -10,6 +10,11 @@
 
 namespace bidding {
 
+// HMAC-SHA256 of `data` under `key` (32 raw bytes); also signs the pods' bus messages.
+std::string hmac_sha256(std::string_view key, std::string_view data);
+// Equal without revealing, by its timing, where two secrets first differ.
+bool constant_time_equal(std::string_view a, std::string_view b);
+
 std::string base64url_encode(std::string_view bytes);
 std::optional<std::string> base64url_decode(std::string_view text);
 

@@ -38,6 +38,9 @@ struct metrics_extra {
     bool redis_configured{false};
     bool redis_connected{false};
     std::uint64_t redis_reconnects{0};
+    std::uint64_t bus_rejected{0};   // bus messages that no pod of this deployment signed
+    std::size_t db_queued{0};        // database jobs waiting for a pool thread
+    std::uint64_t watchdog_cuts{0};  // database calls cut at their deadline
 };
 
 class metrics {
@@ -66,7 +69,7 @@ private:
     std::atomic<std::uint64_t> messages_in_{0};
     std::atomic<std::uint64_t> messages_out_{0};
     std::atomic<std::uint64_t> bids_accepted_{0};
-    std::array<std::atomic<std::uint64_t>, 9> bids_rejected_{};  // by error_code
+    std::array<std::atomic<std::uint64_t>, error_code_count> bids_rejected_{};  // by error_code
     std::atomic<std::uint64_t> slow_consumers_{0};
     std::atomic<std::uint64_t> postgres_reconnects_{0};
 };

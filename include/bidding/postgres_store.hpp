@@ -6,6 +6,7 @@
 #include <bidding/protocol.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <span>
@@ -19,9 +20,35 @@ class connection_base;
 
 namespace bidding {
 
-// The database could not be reached, or the connection broke: nothing was stored.
+// Why a store call failed. Everything but query_failed says the database itself may be away.
+enum class store_failure {
+    cannot_connect,   // no connection could be opened
+    connection_lost,  // the connection broke during the call
+    timed_out,        // the call's deadline passed (the connection was cut)
+    query_failed,     // the server refused the statement (an SQL error): the server is up
+};
+
+// The database could not do what was asked, and nothing of it was stored.
 class store_unavailable : public std::runtime_error {
-    using std::runtime_error::runtime_error;
+public:
+    store_unavailable(store_failure kind, const std::string& what) : std::runtime_error(what), kind_(kind) {}
+    store_failure kind() const noexcept { return kind_; }
+    // True when the database itself seems unreachable (not just this one statement).
+    bool connection_level() const noexcept { return kind_ != store_failure::query_failed; }
+
+private:
+    store_failure kind_;
+};
+
+class connection_watchdog;
+
+// How every connection of a store is set up (see config: DB_TIMEOUT, DB_LOCK_TIMEOUT).
+struct store_options {
+    std::chrono::milliseconds statement_timeout{0};  // 0: the server's default
+    std::chrono::milliseconds lock_timeout{0};
+    std::chrono::milliseconds idle_in_transaction_timeout{0};
+    connection_watchdog* watchdog{nullptr};  // cuts calls at their deadline (set_deadline)
+    std::atomic<std::uint64_t>* reconnects{nullptr};  // counts connections opened after the first
 };
 
 struct auction_snapshot {
@@ -39,6 +66,17 @@ struct bid_outcome {
     cents current_price{0};     // the price the bid had to beat, when too low
 };
 
+// What place_bids learned. A transaction whose COMMIT was cut is "in doubt" until the server
+// says what became of it (txid_status); then it is decided or known not stored.
+struct placement {
+    enum class result { decided, not_found, in_doubt };
+    result outcome{result::decided};
+    std::vector<bid_outcome> bids;  // verdicts in order (decided, in_doubt)
+    std::int64_t txid{0};           // in_doubt: the transaction to ask about later
+};
+
+enum class commit_status { committed, aborted, in_progress, unknown };
+
 struct close_result {
     bool found{false};
     bool was_open{false};
@@ -51,11 +89,16 @@ inline constexpr const char* auction_closed_channel = "bidding_auction_closed";
 
 class postgres_store {
 public:
-    // `reconnects`, when given, counts connections opened after the first (failures recovered).
-    explicit postgres_store(std::string conninfo, std::atomic<std::uint64_t>* reconnects = nullptr);
+    using clock = std::chrono::steady_clock;
+
+    explicit postgres_store(std::string conninfo, store_options options = {});
     ~postgres_store();
     postgres_store(const postgres_store&) = delete;
     postgres_store& operator=(const postgres_store&) = delete;
+
+    // Every call until the next set_deadline() ends by `deadline`: the watchdog cuts the
+    // connection then (store_failure::timed_out). clock::time_point::max() for none.
+    void set_deadline(clock::time_point deadline) { deadline_ = deadline; }
 
     // nullopt when the auction does not exist.
     std::optional<auction_snapshot> load_snapshot(auction_id id, std::size_t history_limit,
@@ -65,8 +108,15 @@ public:
     std::vector<history_entry> history_after(auction_id id, seq_t after_seq, std::size_t limit);
 
     // Decides the bids in order inside one transaction holding the auction's row lock: each is
-    // judged against the price left by the one before it. Returns nullopt when the auction is gone.
-    std::optional<std::vector<bid_outcome>> place_bids(auction_id id, std::span<const bid_request> bids);
+    // judged against the price left by the one before it. When the connection breaks during
+    // COMMIT, asks the server what became of the transaction until `resolve_until`: committed
+    // bids are decided, an aborted transaction throws store_unavailable (nothing stored), and an
+    // outcome still unknown then comes back as result::in_doubt.
+    placement place_bids(auction_id id, std::span<const bid_request> bids,
+                         clock::time_point resolve_until = clock::time_point::min());
+
+    // What became of a transaction (txid_status), asked on a connection of its own.
+    commit_status transaction_status(std::int64_t txid);
 
     auction create_auction(const std::string& name, cents initial_price);
     close_result close_auction(auction_id id);
@@ -86,16 +136,25 @@ public:
     // Opens the connection now (startup checks); throws store_unavailable.
     void connect();
 
+    // How many calls failed because the database seemed unreachable (not an SQL error):
+    // the pool's cue to stop sending work to it for a moment.
+    std::uint64_t connection_failures() const { return failures_; }
+
 private:
     pqxx::connection_base& conn();
     void drop_connection() noexcept;
+    enum class retry { reads, none };
     template <class F>
-    auto with_connection(F&& body);
+    auto with_connection(retry policy, F&& body);
 
     std::string conninfo_;
-    std::atomic<std::uint64_t>* reconnects_;
+    store_options options_;
+    clock::time_point deadline_{clock::time_point::max()};
     bool ever_connected_{false};
-    struct connection_holder;  // owns the concrete pqxx::connection (its base has no virtual destructor)
+    bool fresh_{false};          // the connection was opened by the current call
+    bool write_started_{false};  // the current call's transaction got past BEGIN
+    std::uint64_t failures_{0};
+    struct connection_holder;    // owns the concrete pqxx connection (its base has no virtual destructor)
     std::unique_ptr<connection_holder> conn_;
 };
 

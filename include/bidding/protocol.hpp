@@ -24,7 +24,12 @@ enum class error_code {
     unsupported,
     unavailable,
     rate_limited,
+    overloaded,  // the server is too busy: not stored; retry later
+    in_doubt,    // the outcome is not known yet: the bid may have been stored
 };
+
+// How many error codes there are (for per-code counters).
+inline constexpr std::size_t error_code_count = static_cast<std::size_t>(error_code::in_doubt) + 1;
 
 std::string_view to_string(error_code code);
 

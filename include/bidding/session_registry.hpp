@@ -6,7 +6,9 @@
 // so every session receives an auction's messages in the feed's order.
 #include <bidding/auction_feed.hpp>
 #include <bidding/fanout.hpp>
+#include <bidding/fanout_load.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -26,13 +28,21 @@ public:
         // Read the auction's history after `after_seq` from Postgres (at most `limit` rows,
         // ascending) and hand it to fill_done, or call fill_failed.
         std::function<void(auction_id, seq_t after_seq, std::size_t limit)> read_after;
+        // This pod's fan-out of the auction is behind: ask the other pods to pause its bids
+        // (called at most every `signal_every` while it lasts).
+        std::function<void(auction_id)> behind;
     };
 
     static constexpr std::size_t fill_limit = 1000;
+    static constexpr std::chrono::milliseconds signal_every{100};
+
+    // `high_water`: backlog bytes per session above which an auction's fan-out is behind.
+    explicit session_registry(std::int64_t high_water = 128 * 1024) : high_water_(high_water) {}
 
     void set_hooks(hooks h);
 
-    void join(auction_id id, const std::shared_ptr<websocket_session>& session);
+    // The session's share of the auction's fan-out backlog is counted in the returned load.
+    std::shared_ptr<fanout_load> join(auction_id id, const std::shared_ptr<websocket_session>& session);
     void leave(auction_id id, const websocket_session* session);
 
     // A session's snapshot ended at `last_seq` (see auction_feed::baseline).
@@ -44,6 +54,9 @@ public:
     // Check Postgres for what this pod may have missed of one auction, or of all of them.
     void resync(auction_id id);
     void resync_all();
+
+    // Another pod is behind on this auction: refuse its bids here until `until`.
+    void hold(auction_id id, fanout_load::clock::time_point until);
 
     // bid_closed to every session of the auction, which then closes with 4003.
     void close_auction(auction_id id, const shared_text& message);
@@ -60,6 +73,7 @@ private:
         std::mutex mutex;
         std::unordered_map<const websocket_session*, std::weak_ptr<websocket_session>> sessions;
         auction_feed feed;
+        std::shared_ptr<fanout_load> load;
     };
 
     std::shared_ptr<room> find(auction_id id) const;
@@ -68,6 +82,7 @@ private:
     template <class Step>
     void advance(auction_id id, Step&& step);
 
+    const std::int64_t high_water_;
     hooks hooks_;
     mutable std::mutex mutex_;
     std::unordered_map<auction_id, std::shared_ptr<room>> rooms_;

@@ -1,11 +1,20 @@
 #pragma once
 // One WebSocket client following one auction. Everything it does runs on its own strand;
 // the public methods may be called from any thread and post onto that strand.
+//
+// It moves frames and runs timers; what to send, in which order, comes from its session_feed,
+// and its outgoing messages wait in an outbound_queue bounded in bytes. A client that falls
+// further behind than that, or whose writes (or close) make no progress for SEND_TIMEOUT, is
+// cut off (close 1008 "slow consumer" when a close frame can still go out, else the TCP
+// connection is dropped) without slowing anybody else.
 #include <bidding/fanout.hpp>
+#include <bidding/fanout_load.hpp>
 #include <bidding/http_routes.hpp>
-#include <bidding/rate_limiter.hpp>
+#include <bidding/outbound_queue.hpp>
 #include <bidding/postgres_store.hpp>
+#include <bidding/rate_limiter.hpp>
 #include <bidding/server_context.hpp>
+#include <bidding/session_feed.hpp>
 
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -15,7 +24,6 @@
 #include <boost/beast/websocket/stream.hpp>
 
 #include <chrono>
-#include <deque>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -24,8 +32,6 @@ namespace bidding {
 
 class websocket_session : public std::enable_shared_from_this<websocket_session> {
 public:
-    // A client that falls this many messages behind is cut off rather than buffered without bound.
-    static constexpr std::size_t max_queued_messages = 4096;
     // Bids of one client awaiting their reply; beyond it reading pauses (back-pressure).
     static constexpr int max_bids_in_flight = 32;
 
@@ -37,11 +43,13 @@ public:
     // Completes the upgrade of `req` (already validated: host, origin, path).
     void run(boost::beast::http::request<boost::beast::http::string_body> req);
 
-    void deliver(fanout_batch batch);
+    // `bytes`: the batch's size, counted in the auction's fan-out load until this session takes it.
+    void deliver(fanout_batch batch, std::int64_t bytes);
     void close_auction(shared_text bid_closed_message);
     void shutdown(shared_text shutdown_message);
 
 private:
+    using clock = std::chrono::steady_clock;
     enum class phase { handshake, loading, live, closing, closed };
 
     struct snapshot_result {
@@ -54,13 +62,12 @@ private:
     void do_read();
     void on_read(boost::beast::error_code ec, std::size_t bytes);
     void handle_text(std::string_view text);
+    void reject(error_code code, std::string_view message, const std::optional<std::string>& ref);
     void on_bid_reply(seq_t accepted_seq, shared_text reply);
-    void flush_replies();
-    void on_deliver(const fanout_batch& batch);
-    void take(const fanout_message& m);
-    void release_held();
+    void on_deliver(const fanout_batch& batch, std::int64_t bytes);
+    void apply(session_feed::step step);
     void start_fill();
-    void on_fill(std::optional<std::vector<history_entry>> rows);
+    void on_fill(std::optional<std::vector<fanout_message>> rows, bool complete);
 
     void send(shared_text message);
     void do_write();
@@ -68,12 +75,16 @@ private:
     void close(boost::beast::websocket::close_reason reason);
     void last_word(const shared_text& message, boost::beast::websocket::close_reason why);
     void do_close();
+    void slow_consumer();
     void abort(const char* why);
     void finish();
+    void report_backlog();
 
     void touch();
-    void arm_ping();
-    void arm_idle();
+    void arm_heartbeat();
+    void on_heartbeat(boost::beast::error_code ec);
+    void arm_send_watch(clock::time_point at);
+    void on_send_watch(boost::beast::error_code ec);
 
     boost::beast::websocket::stream<boost::beast::tcp_stream> ws_;
     boost::beast::flat_buffer buffer_;
@@ -83,25 +94,25 @@ private:
     const ws_identity identity_;
     rate_limiter bid_rate_;
     std::string peer_;
-    boost::asio::steady_timer ping_timer_;
-    boost::asio::steady_timer idle_timer_;
+    boost::asio::steady_timer heartbeat_timer_;  // pings and the idle deadline
+    boost::asio::steady_timer send_timer_;       // a write or a close making no progress
 
     phase phase_{phase::handshake};
     bool joined_{false};
     bool counted_{false};  // in the open-connections gauge
     bool reading_{false};
     bool read_paused_{false};
-    bool writing_{false};
+    bool send_watch_armed_{false};
     int bids_in_flight_{0};
-    seq_t last_seq_{0};
-    // new_bid held while initial_state is loading, or while a gap is read from Postgres
-    std::vector<fanout_message> held_;
-    bool filling_{false};
-    std::deque<shared_text> queue_;
-    // Replies in decision order; a bid_accepted waits until its new_bid has been sent.
-    std::deque<std::pair<seq_t, shared_text>> replies_;
+    session_feed feed_;
+    outbound_queue queue_;
+    std::shared_ptr<fanout_load> load_;
+    std::int64_t reported_backlog_{0};
     std::optional<boost::beast::websocket::close_reason> close_reason_;
-    std::chrono::steady_clock::time_point last_activity_;
+    clock::time_point last_activity_;
+    clock::time_point next_ping_;
+    clock::time_point last_progress_;  // the last write completed (or the first one started)
+    clock::time_point close_deadline_;
 };
 
 }  // namespace bidding

@@ -44,6 +44,9 @@ CONFIG_VARIABLES = (
     "DEBUG", "REDIS_URL", "DATABASE_URL", "POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_USER",
     "POSTGRES_PASSWORD", "POSTGRES_DB", "HEARTBEAT_INTERVAL", "IDLE_TIMEOUT", "HISTORY_LIMIT",
     "MAX_MESSAGE_BYTES", "DRAIN_TIMEOUT", "DB_POOL_SIZE", "THREADS", "POSTGRESS_PASSWORD", "AUTH_REQUIRED", "BID_RATE_LIMIT", "BID_BURST",
+    "MAX_SEND_QUEUE_BYTES", "SEND_TIMEOUT", "BID_TIMEOUT", "DB_TIMEOUT", "DB_LOCK_TIMEOUT",
+    "MAX_PENDING_BIDS_PER_AUCTION", "MAX_PENDING_BIDS", "DB_QUEUE_LIMIT", "REDIS_TIMEOUT", "REDIS_CHANNEL_PREFIX",
+    "REDIS_PASSWORD",
 )
 
 ISO_MILLIS_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
@@ -396,9 +399,9 @@ def _read_resp(stream) -> Any:
     raise ConnectionError(f"unexpected RESP reply {line!r}")
 
 
-def auction_channel(bid_id: int) -> str:
-    """The Redis channel of an auction's fan-out."""
-    return f"bidding:auction:{bid_id}"
+def auction_channel(db: "Database", bid_id: int) -> str:
+    """The Redis channel of an auction's fan-out: the default prefix is "bidding:{database}:"."""
+    return f"bidding:{db.name}:auction:{bid_id}"
 
 
 # --------------------------------------------------------------------------- the binary

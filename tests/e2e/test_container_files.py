@@ -249,9 +249,21 @@ def test_compose_redis(rendered):
     redis = rendered["services"]["redis"]
     assert redis.get("image") == "redis:7", "the redis service is not image redis:7, the version the fan-out is tested with"
     test = command_words((redis.get("healthcheck") or {}).get("test"))
-    assert "redis-cli" in test and "ping" in test, (
-        "the redis service has no `redis-cli ping` healthcheck: the app could start before Redis "
-        "answers and report not ready")
+    assert "redis-cli" in " ".join(test) and "ping" in " ".join(test) and "PONG" in " ".join(test), (
+        "the redis service has no `redis-cli ping` healthcheck that waits for PONG: the app could start "
+        f"before Redis answers (with a password, a bare `redis-cli ping` exits 0 on NOAUTH): {test}")
+    # Only this stack's servers may publish on its channels: Redis requires the app's password.
+    words = command_words(redis.get("command"))
+    assert "--requirepass" in words, f"the redis service must require a password: {words}"
+    password = words[words.index("--requirepass") + 1]
+    app_env = rendered["services"]["app"].get("environment") or {}
+    assert password and app_env.get("REDIS_PASSWORD") == password, (
+        "the app must get the password the redis service requires (REDIS_PASSWORD)")
+    assert (redis.get("environment") or {}).get("REDISCLI_AUTH") == password, (
+        "the healthcheck's redis-cli needs the password too (REDISCLI_AUTH)")
+    own = render_compose(ENV_EXAMPLE.read_text() + "\nREDIS_PASSWORD=mine0123456789\n")["services"]
+    assert "mine0123456789" in command_words(own["redis"].get("command")), "REDIS_PASSWORD in .env sets the password"
+    assert own["app"]["environment"].get("REDIS_PASSWORD") == "mine0123456789"
 
 
 def test_compose_migrate_runs_once_after_postgres(rendered):

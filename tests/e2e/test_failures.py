@@ -34,7 +34,7 @@ def test_redis_killed_and_restarted_while_two_pods_take_bids(dedicated_redis, se
     redis = dedicated_redis
     pod_a, pod_b = start_server.pods(2, seeded_db, redis=redis, env=POD_ENV)
     lot = harness.create_auction(seeded_db, "Redis Outage Lot")
-    channel = harness.auction_channel(lot["id"])
+    channel = harness.auction_channel(seeded_db, lot["id"])
     ticker = harness.PriceTicker()
 
     async def scenario():

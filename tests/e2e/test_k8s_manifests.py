@@ -38,7 +38,7 @@ APP_UID = 10001
 # Variables the server reads that are alternatives to others, deliberately not provided:
 # DATABASE_URL overrides the five POSTGRES_* variables, POSTGRESS_PASSWORD is an old alias.
 ALTERNATIVES = {"DATABASE_URL", "POSTGRESS_PASSWORD"}
-SECRET_KEYS = {"SECRET_KEY", "POSTGRES_PASSWORD", "REDIS_URL"}
+SECRET_KEYS = {"SECRET_KEY", "POSTGRES_PASSWORD", "REDIS_PASSWORD"}
 SECRET_LOOKING = re.compile(r"PASSWORD|SECRET|TOKEN", re.IGNORECASE)
 
 
@@ -63,12 +63,26 @@ def docs() -> list[dict]:
     with tempfile.TemporaryDirectory(prefix="bidding-k8s-") as tmp:
         copy = Path(tmp) / "k8s"
         shutil.copytree(K8S, copy, ignore=shutil.ignore_patterns("secrets.env"))
-        shutil.copyfile(copy / "secrets.env.example", copy / "secrets.env")
+        # As README.md's step 3 has the operator do: the example with random values (ENV=production
+        # refuses the example's SECRET_KEY).
+        (copy / "secrets.env").write_text(randomized_secrets((copy / "secrets.env.example").read_text()))
         result = subprocess.run([kubectl, "kustomize", str(copy)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, f"kubectl kustomize k8s failed ({result.returncode}):\n{result.stderr}"
     rendered = [d for d in yaml.safe_load_all(result.stdout) if d]
     assert rendered, "kubectl kustomize k8s rendered nothing"
     return rendered
+
+
+def randomized_secrets(example: str) -> str:
+    """secrets.env.example with every value replaced by a random one of letters and digits."""
+    import secrets as random_source
+    lines = []
+    for line in example.splitlines():
+        key, eq, _ = line.partition("=")
+        if eq and not line.lstrip().startswith("#"):
+            line = f"{key}={random_source.token_hex(24)}"
+        lines.append(line)
+    return "\n".join(lines) + "\n"
 
 
 def _run_binary(*args: str) -> subprocess.CompletedProcess:
@@ -365,6 +379,21 @@ def test_the_binary_accepts_the_rendered_configuration(docs):
         f"(database unavailable): the configuration must be valid.\nstderr: {result.stderr}")
 
 
+def test_the_example_secret_key_is_refused_in_production(docs):
+    """Applied as is, secrets.env.example would sign tokens and bus messages with a key anybody can
+    read in this repository: the pods refuse to start (exit 2, naming SECRET_KEY)."""
+    env = dict(the_config_map(docs))
+    env.update(env_file(K8S / "secrets.env.example"))
+    env.update(POSTGRES_HOST="127.0.0.1", POSTGRES_PORT=str(harness.free_port()))
+    assert env.get("ENV") == "production"
+    result = subprocess.run([str(harness.SERVER_BINARY), "migrate"], capture_output=True, text=True, timeout=60,
+                            env=harness.clean_env(env), cwd=harness.neutral_dir())
+    assert result.returncode == 2 and "SECRET_KEY" in result.stderr, (
+        f"ENV=production with the example SECRET_KEY must refuse to start (exit 2 naming SECRET_KEY), got "
+        f"{result.returncode}: {result.stderr}")
+    assert env["SECRET_KEY"] not in result.stderr, "the key itself must not be printed"
+
+
 def test_secrets_example_and_gitignore():
     example = env_file(K8S / "secrets.env.example")
     assert set(example) == SECRET_KEYS, f"secrets.env.example holds {sorted(example)}, expected {sorted(SECRET_KEYS)}"
@@ -372,6 +401,7 @@ def test_secrets_example_and_gitignore():
     assert len(key) >= 32, "the SECRET_KEY placeholder must be valid for ENV=production (at least 32 characters)"
     assert "change" in key.lower(), "the SECRET_KEY placeholder must say that it is to be changed"
     assert "change" in example["POSTGRES_PASSWORD"].lower(), "the POSTGRES_PASSWORD placeholder must say so too"
+    assert "change" in example["REDIS_PASSWORD"].lower(), "the REDIS_PASSWORD placeholder must say so too"
     ignored = subprocess.run(["git", "-C", str(harness.ROOT), "check-ignore", "-q", "k8s/secrets.env"])
     assert ignored.returncode == 0, "k8s/secrets.env must be git-ignored (it holds the real secrets)"
 
@@ -495,11 +525,26 @@ def test_postgres_and_redis(docs):
     redis = statefulset_of(docs, "redis")
     container = pod_spec(redis)["containers"][0]
     assert container["image"] == "redis:7"
-    assert (container.get("readinessProbe") or {}).get("exec", {}).get("command") == ["redis-cli", "ping"]
+    probe = " ".join((container.get("readinessProbe") or {}).get("exec", {}).get("command", []))
+    assert "redis-cli" in probe and "ping" in probe and "PONG" in probe, (
+        f"Redis is ready when it answers PONG (with a password, a bare `redis-cli ping` exits 0 on NOAUTH): {probe}")
+    # Only this deployment's servers may publish: Redis requires the password the app gets.
+    args = container.get("args", [])
+    assert "--requirepass" in args, f"the Redis StatefulSet must require a password: {args}"
+    password = args[args.index("--requirepass") + 1]
+    assert password == "$(REDIS_PASSWORD)", f"the password comes from the container's environment, got {password!r}"
+    redis_env = {e["name"]: e for e in container.get("env", [])}
+    app_secret = [e["secretRef"]["name"] for e in serving_container(app_deployment(docs)).get("envFrom", [])
+                  if "secretRef" in e][0]
+    for name in ("REDIS_PASSWORD", "REDISCLI_AUTH"):
+        ref = redis_env.get(name, {}).get("valueFrom", {}).get("secretKeyRef", {})
+        assert ref == {"name": app_secret, "key": "REDIS_PASSWORD"}, (
+            f"Redis's {name} must come from the app's Secret {app_secret}, key REDIS_PASSWORD: {ref}")
+    assert "REDIS_PASSWORD" in secrets(docs)[app_secret]
     service = service_for(docs, redis)
-    url = urlsplit(env_file(K8S / "secrets.env.example")["REDIS_URL"])
-    assert url.scheme == "redis" and url.hostname == service["metadata"]["name"], (
-        "REDIS_URL in secrets.env.example names the Redis Service")
+    url = urlsplit(config["REDIS_URL"])
+    assert url.scheme == "redis" and url.hostname == service["metadata"]["name"] and not url.password, (
+        "REDIS_URL in config.env names the Redis Service (its password is REDIS_PASSWORD, in the Secret)")
     assert service_target(service, url.port or 6379, container) == 6379
 
 

@@ -132,7 +132,7 @@ def test_concurrent_bidders_on_two_pods_and_every_observer_agrees_with_postgres(
 def test_a_pod_is_subscribed_to_an_auction_only_while_it_has_clients_of_it(start_server, seeded_db, redis):
     pod_a, pod_b = start_server.pods(2, seeded_db)
     lot = harness.create_auction(seeded_db, "Subscription Lot")
-    channel = harness.auction_channel(lot["id"])
+    channel = harness.auction_channel(seeded_db, lot["id"])
 
     def subscribers_are(n: int):
         return lambda: redis.numsub(channel) == n

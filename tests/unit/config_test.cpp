@@ -11,7 +11,13 @@ namespace {
 
 using namespace std::chrono_literals;
 
-const std::string strong_key(40, 'k');
+// Random-looking enough for ENV=production: 40 characters, many different ones.
+const std::string strong_key = "Xq7vR2mK9pL4sT8wZ1nB6cY3hJ5dF0gA-qwerty_";
+// What libpq gets besides the settings' own values (docs/architecture.md: faults).
+const std::string tcp_defaults =
+    "connect_timeout=2 keepalives=1 keepalives_idle=5 keepalives_interval=2 keepalives_count=3 tcp_user_timeout=5000";
+const std::string url_defaults =
+    "connect_timeout=2&keepalives=1&keepalives_idle=5&keepalives_interval=2&keepalives_count=3&tcp_user_timeout=5000";
 
 // Expects load_config(env) to fail on `variable`; returns the message.
 std::string expect_config_error(const env_map& env, const std::string& variable) {
@@ -34,14 +40,18 @@ TEST(ConfigVariables, EveryDeclaredVariableIsAcceptedWithAValidValue) {
     // load_config throws logic_error on reading an undeclared variable, so every test here also
     // checks that config_variables() (printed by `bidding-server config-vars`) is complete.
     const env_map valid = {{"ENV", "production"}, {"APP_NAME", "a"}, {"APP_VERSION", "1"}, {"APP_PORT", "9000"},
-                           {"SECRET_KEY", std::string(40, 'k')}, {"ALLOWED_HOSTS", "a.example"},
+                           {"SECRET_KEY", strong_key}, {"ALLOWED_HOSTS", "a.example"},
                            {"LOG_LEVEL", "debug"}, {"DEBUG", "false"}, {"REDIS_URL", "redis://r:6379/0"},
                            {"POSTGRES_HOST", "db"}, {"POSTGRES_PORT", "5433"}, {"POSTGRES_USER", "u"},
                            {"POSTGRES_PASSWORD", "p"}, {"POSTGRESS_PASSWORD", "p"}, {"POSTGRES_DB", "d"},
                            {"DATABASE_URL", "postgresql://u:p@db/d"}, {"HEARTBEAT_INTERVAL", "1"},
                            {"IDLE_TIMEOUT", "2"}, {"HISTORY_LIMIT", "3"}, {"MAX_MESSAGE_BYTES", "100"},
                            {"DRAIN_TIMEOUT", "4"}, {"DB_POOL_SIZE", "2"}, {"THREADS", "1"},
-                           {"AUTH_REQUIRED", "true"}, {"BID_RATE_LIMIT", "5"}, {"BID_BURST", "10"}};
+                           {"AUTH_REQUIRED", "true"}, {"BID_RATE_LIMIT", "5"}, {"BID_BURST", "10"},
+                           {"MAX_SEND_QUEUE_BYTES", "65536"}, {"SEND_TIMEOUT", "3"}, {"BID_TIMEOUT", "4"},
+                           {"DB_TIMEOUT", "1.5"}, {"DB_LOCK_TIMEOUT", "0.5"}, {"MAX_PENDING_BIDS_PER_AUCTION", "10"},
+                           {"MAX_PENDING_BIDS", "100"}, {"DB_QUEUE_LIMIT", "50"}, {"REDIS_TIMEOUT", "1"},
+                           {"REDIS_CHANNEL_PREFIX", "bids:prod:"}, {"REDIS_PASSWORD", "pw"}};
     EXPECT_NO_THROW(load_config(valid));
     for (const auto name : config_variables()) {
         EXPECT_TRUE(valid.count(std::string(name)) == 1) << name << " is declared but this test does not set it";
@@ -72,8 +82,8 @@ TEST(LoadConfig, Defaults) {
     EXPECT_EQ(c.log_level, "info");
     EXPECT_FALSE(c.debug);
     EXPECT_FALSE(c.redis.has_value());
-    EXPECT_EQ(c.database_conninfo, "host='localhost' port='5432' connect_timeout=2");
-    EXPECT_EQ(c.database_display, "host='localhost' port='5432' connect_timeout=2");
+    EXPECT_EQ(c.database_conninfo, "host='localhost' port='5432' " + tcp_defaults);
+    EXPECT_EQ(c.database_display, "host='localhost' port='5432' " + tcp_defaults);
     EXPECT_EQ(c.heartbeat_interval, 30s);
     EXPECT_EQ(c.idle_timeout, 360s);
     EXPECT_EQ(c.drain_timeout, 20s);
@@ -81,6 +91,49 @@ TEST(LoadConfig, Defaults) {
     EXPECT_EQ(c.max_message_bytes, 4096u);
     EXPECT_EQ(c.db_pool_size, 4u);
     EXPECT_EQ(c.threads, 0u);
+    EXPECT_EQ(c.max_send_queue_bytes, 1u << 20);
+    EXPECT_EQ(c.send_timeout, 10s);
+    EXPECT_EQ(c.bid_timeout, 5s);
+    EXPECT_EQ(c.db_timeout, 2s);
+    EXPECT_EQ(c.db_lock_timeout, 1s);
+    EXPECT_EQ(c.max_pending_bids_per_auction, 1024u);
+    EXPECT_EQ(c.max_pending_bids, 16384u);
+    EXPECT_EQ(c.db_queue_limit, 4096u);
+    EXPECT_EQ(c.redis_timeout, 2s);
+    EXPECT_EQ(c.redis_channel_prefix, "bidding:default:") << "no database name: one default prefix";
+}
+
+TEST(LoadConfig, RedisPasswordApartFromTheUrl) {
+    EXPECT_EQ(load_config({{"REDIS_URL", "redis://r:6379/0"}, {"REDIS_PASSWORD", "s3cret"}}).redis->password, "s3cret");
+    EXPECT_EQ(load_config({{"REDIS_URL", "redis://:inurl@r:6379/0"}, {"REDIS_PASSWORD", "other"}}).redis->password,
+              "inurl")
+        << "a password written in the URL wins";
+    EXPECT_FALSE(load_config({{"REDIS_PASSWORD", "s3cret"}}).redis.has_value()) << "no URL: single-pod mode";
+}
+
+TEST(LoadConfig, ChannelPrefixFollowsTheDatabaseName) {
+    EXPECT_EQ(load_config({{"POSTGRES_DB", "shop"}}).redis_channel_prefix, "bidding:shop:");
+    EXPECT_EQ(load_config({{"DATABASE_URL", "postgresql://u:p@db:5432/auc%74ions?sslmode=disable"}}).redis_channel_prefix,
+              "bidding:auctions:")
+        << "the URL's path, percent-decoded, names the database";
+    EXPECT_EQ(load_config({{"DATABASE_URL", "postgresql://u:p@db:5432/a"}, {"REDIS_CHANNEL_PREFIX", "x:"}})
+                  .redis_channel_prefix,
+              "x:");
+    expect_config_error({{"REDIS_CHANNEL_PREFIX", "has space"}}, "REDIS_CHANNEL_PREFIX");
+}
+
+TEST(LoadConfig, FaultSettingsAreCheckedTogether) {
+    const config c = load_config({{"SEND_TIMEOUT", "0.5"}, {"BID_TIMEOUT", "3"}, {"DB_TIMEOUT", "1"},
+                                  {"DB_LOCK_TIMEOUT", "0.25"}, {"MAX_SEND_QUEUE_BYTES", "65536"}});
+    EXPECT_EQ(c.send_timeout, 500ms);
+    EXPECT_EQ(c.bid_timeout, 3s);
+    EXPECT_EQ(c.db_timeout, 1s);
+    EXPECT_EQ(c.db_lock_timeout, 250ms);
+    EXPECT_EQ(c.max_send_queue_bytes, 65536u);
+    expect_config_error({{"DB_TIMEOUT", "6"}}, "DB_TIMEOUT");  // longer than BID_TIMEOUT's 5 s
+    expect_config_error({{"DB_LOCK_TIMEOUT", "2"}}, "DB_LOCK_TIMEOUT");  // not shorter than DB_TIMEOUT
+    expect_config_error({{"MAX_SEND_QUEUE_BYTES", "1000"}}, "MAX_SEND_QUEUE_BYTES");
+    expect_config_error({{"MAX_PENDING_BIDS", "0"}}, "MAX_PENDING_BIDS");
 }
 
 TEST(LoadConfig, EmptyValuesCountAsUnset) {
@@ -187,8 +240,26 @@ TEST(LoadConfig, ProductionNeedsALongSecretKey) {
         expect_config_error({{"ENV", "production"}, {"SECRET_KEY", std::string(31, 's')}}, "SECRET_KEY");
     EXPECT_EQ(message.find("sssss"), std::string::npos) << "the secret key leaked into: " << message;
     EXPECT_NE(message.find("32"), std::string::npos);
-    EXPECT_EQ(load_config({{"ENV", "production"}, {"SECRET_KEY", std::string(32, 's')}}).secret_key,
-              std::string(32, 's'));
+    const std::string thirty_two = strong_key.substr(0, 32);
+    EXPECT_EQ(load_config({{"ENV", "production"}, {"SECRET_KEY", thirty_two}}).secret_key, thirty_two);
+}
+
+TEST(LoadConfig, ProductionRefusesExampleAndMonotonousKeys) {
+    ASSERT_GE(example_secret_keys().size(), 2u) << "the build reads .env.example and k8s/secrets.env.example";
+    for (const auto example : example_secret_keys()) {
+        const auto message =
+            expect_config_error({{"ENV", "production"}, {"SECRET_KEY", std::string(example)}}, "SECRET_KEY");
+        EXPECT_NE(message.find("example"), std::string::npos) << message;
+        EXPECT_EQ(message.find(std::string(example)), std::string::npos) << "the key leaked into: " << message;
+        EXPECT_NO_THROW(load_config({{"ENV", "development"}, {"SECRET_KEY", std::string(example)}}))
+            << "outside production the example key is fine";
+    }
+    EXPECT_NE(expect_config_error({{"ENV", "production"}, {"SECRET_KEY", std::string(40, 's')}}, "SECRET_KEY")
+                  .find("variety"),
+              std::string::npos);
+    expect_config_error({{"ENV", "production"}, {"SECRET_KEY", "0123401234012340123401234012340123401234"}},
+                        "SECRET_KEY");
+    EXPECT_NO_THROW(load_config({{"ENV", "production"}, {"SECRET_KEY", "0123456789abcdef0123456789abcdef"}}));
 }
 
 TEST(LoadConfig, ProductionForbidsDebug) {
@@ -281,8 +352,9 @@ TEST(LoadConfig, DatabaseFromParts) {
                                   {"POSTGRES_PASSWORD", "p'w\\d"},
                                   {"POSTGRES_DB", "bids"}});
     EXPECT_EQ(c.database_conninfo,
-              R"(host='db' port='6543' user='app' password='p\'w\\d' dbname='bids' connect_timeout=2)");
-    EXPECT_EQ(c.database_display, "host='db' port='6543' user='app' dbname='bids' connect_timeout=2");
+              R"(host='db' port='6543' user='app' password='p\'w\\d' dbname='bids' )" + tcp_defaults);
+    EXPECT_EQ(c.database_display, "host='db' port='6543' user='app' dbname='bids' " + tcp_defaults);
+    EXPECT_EQ(c.database_name, "bids");
 }
 
 TEST(LoadConfig, PostgressPasswordAlias) {
@@ -299,15 +371,17 @@ TEST(LoadConfig, DatabaseUrlOverridesParts) {
     const config c = load_config({{"DATABASE_URL", "postgres://app:hunter2@db.internal:5433/bids"},
                                   {"POSTGRES_HOST", "ignored"},
                                   {"POSTGRES_PASSWORD", "ignored"}});
-    EXPECT_EQ(c.database_conninfo, "postgres://app:hunter2@db.internal:5433/bids?connect_timeout=2");
-    EXPECT_EQ(c.database_display, "postgres://app:***@db.internal:5433/bids?connect_timeout=2");
+    EXPECT_EQ(c.database_conninfo, "postgres://app:hunter2@db.internal:5433/bids?" + url_defaults);
+    EXPECT_EQ(c.database_display, "postgres://app:***@db.internal:5433/bids?" + url_defaults);
 
     EXPECT_EQ(load_config({{"DATABASE_URL", "postgresql://db/bids?sslmode=disable"}}).database_conninfo,
-              "postgresql://db/bids?sslmode=disable&connect_timeout=2");
-    EXPECT_EQ(load_config({{"DATABASE_URL", "postgresql://db/bids?connect_timeout=9"}}).database_conninfo,
-              "postgresql://db/bids?connect_timeout=9");
+              "postgresql://db/bids?sslmode=disable&" + url_defaults);
+    EXPECT_EQ(load_config({{"DATABASE_URL", "postgresql://db/bids?connect_timeout=9&keepalives=0"}}).database_conninfo,
+              "postgresql://db/bids?connect_timeout=9&keepalives=0&keepalives_idle=5&keepalives_interval=2&"
+              "keepalives_count=3&tcp_user_timeout=5000")
+        << "the URL's own values win";
     const config q = load_config({{"DATABASE_URL", "postgresql://db/bids?user=a&password=hunter2&sslmode=require"}});
-    EXPECT_EQ(q.database_display, "postgresql://db/bids?user=a&password=***&sslmode=require&connect_timeout=2");
+    EXPECT_EQ(q.database_display, "postgresql://db/bids?user=a&password=***&sslmode=require&" + url_defaults);
 }
 
 TEST(LoadConfig, DatabaseUrlErrorsDoNotEchoTheValue) {

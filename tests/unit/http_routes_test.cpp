@@ -78,18 +78,22 @@ TEST(RouteHttp, HealthzUpgradeRequiredNotFoundAndMethods) {
     EXPECT_EQ(get("/nope").status, 404u);
 }
 
-TEST(RouteHttp, ReadyOnlyWhenPostgresAndRedisAnswerAndNotDraining) {
+TEST(RouteHttp, ReadyWhilePostgresAnswersAndNotDrainingWithRedisStateInTheBody) {
     EXPECT_EQ(get("/readyz").status, 200u);
     auto s = healthy();
     s.postgres_up = false;
     auto r = get("/readyz", s);
     EXPECT_EQ(r.status, 503u) << "a pod without Postgres must leave the load balancer";
     EXPECT_NE(r.body.find("postgres unreachable"), std::string::npos) << r.body;
+    EXPECT_NE(r.body.find(R"("postgres":"unavailable")"), std::string::npos) << r.body;
     s = healthy();
+    EXPECT_EQ(get("/readyz", s).body, R"({"status":"ready","postgres":"ok","redis":"ok"})");
     s.redis_connected = false;
-    EXPECT_EQ(get("/readyz", s).status, 503u) << "a pod cut from Redis would not see other pods' bids";
+    r = get("/readyz", s);
+    EXPECT_EQ(r.status, 200u) << "every pod loses Redis at once: a 503 from all would take the service down";
+    EXPECT_EQ(r.body, R"({"status":"ready","postgres":"ok","redis":"unavailable"})");
     s.redis_configured = false;
-    EXPECT_EQ(get("/readyz", s).status, 200u) << "single-pod mode needs no Redis";
+    EXPECT_EQ(get("/readyz", s).body, R"({"status":"ready","postgres":"ok","redis":"not_configured"})");
     s = healthy();
     s.draining = true;
     r = get("/readyz", s);

@@ -1,0 +1,74 @@
+#pragma once
+// How far behind one auction's fan-out is on this pod: the bytes handed to its sessions that
+// have not reached their sockets yet (posted to a session's strand, waiting in its send queue,
+// or held while it catches up). Updated lock-free by the registry and the sessions; read on
+// every bid of the auction to decide whether to take it (see websocket_session::handle_text).
+//
+// The rule: the auction is "behind" when its sessions hold more than `high_water` bytes each on
+// average, or another pod asked for a pause. A pod that cannot write as fast as bids are
+// accepted grows every queue at once and answers new bids "overloaded" long before any
+// healthy reader reaches its own bound; one client that stops reading only grows its own queue
+// (at most MAX_SEND_QUEUE_BYTES before it is cut off), which moves the average by a fraction.
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+
+namespace bidding {
+
+class fanout_load {
+public:
+    using clock = std::chrono::steady_clock;
+
+    explicit fanout_load(std::int64_t high_water) : high_water_(high_water) {}
+
+    void sessions_changed(std::int64_t delta) { sessions_.fetch_add(delta, std::memory_order_relaxed); }
+    // Bytes posted to sessions (the registry), and taken by them (each session, once per post).
+    void posted(std::int64_t bytes) { in_transit_.fetch_add(bytes, std::memory_order_relaxed); }
+    void taken(std::int64_t bytes) { in_transit_.fetch_sub(bytes, std::memory_order_relaxed); }
+    // A session's queued (+held) bytes moved by `delta`.
+    void queued(std::int64_t delta) { queued_.fetch_add(delta, std::memory_order_relaxed); }
+
+    // Another pod's fan-out of this auction is behind: take no bids until `until`.
+    void hold(clock::time_point until) {
+        const auto ms = to_ms(until);
+        auto seen = hold_until_ms_.load(std::memory_order_relaxed);
+        while (seen < ms && !hold_until_ms_.compare_exchange_weak(seen, ms, std::memory_order_relaxed)) {
+        }
+    }
+
+    // This pod's own fan-out is behind.
+    bool behind() const {
+        const auto backlog = in_transit_.load(std::memory_order_relaxed) + queued_.load(std::memory_order_relaxed);
+        const auto sessions = sessions_.load(std::memory_order_relaxed);
+        return sessions > 0 && backlog > sessions * high_water_;
+    }
+    // No bids now: this pod is behind, or another pod asked for a pause.
+    bool refuse_bids(clock::time_point now) const {
+        return behind() || to_ms(now) < hold_until_ms_.load(std::memory_order_relaxed);
+    }
+    // True at most once per `every` while behind: time to ask the other pods for a pause.
+    bool should_signal(clock::time_point now, std::chrono::milliseconds every) {
+        const auto ms = to_ms(now);
+        auto last = last_signal_ms_.load(std::memory_order_relaxed);
+        return ms - last >= every.count() &&
+               last_signal_ms_.compare_exchange_strong(last, ms, std::memory_order_relaxed);
+    }
+
+    std::int64_t backlog_bytes() const {
+        return in_transit_.load(std::memory_order_relaxed) + queued_.load(std::memory_order_relaxed);
+    }
+
+private:
+    static std::int64_t to_ms(clock::time_point t) {
+        return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+    }
+
+    const std::int64_t high_water_;
+    std::atomic<std::int64_t> sessions_{0};
+    std::atomic<std::int64_t> in_transit_{0};
+    std::atomic<std::int64_t> queued_{0};
+    std::atomic<std::int64_t> hold_until_ms_{0};
+    std::atomic<std::int64_t> last_signal_ms_{0};
+};
+
+}  // namespace bidding

@@ -1,0 +1,43 @@
+#pragma once
+// The messages waiting to go out on one socket, bounded in bytes. Pure: the session owns one
+// and runs it on its strand. The message being written is held apart from the waiting ones, so
+// that dropping what waits (a slow consumer, a close) never frees the buffer of the write in
+// flight: clearing one shared deque while its front was being written, then popping the empty
+// deque when that write completed, is what crashed pods under load.
+#include <bidding/fanout.hpp>
+
+#include <cstddef>
+#include <deque>
+
+namespace bidding {
+
+class outbound_queue {
+public:
+    explicit outbound_queue(std::size_t max_bytes) : max_bytes_(max_bytes) {}
+
+    // Queues `m`; false (nothing queued) when the waiting and in-flight bytes would exceed the bound.
+    bool push(shared_text m);
+
+    bool writing() const { return in_flight_ != nullptr; }
+    bool has_waiting() const { return !waiting_.empty(); }
+
+    // Moves the oldest waiting message into flight and returns it; it stays alive until
+    // finish_write(). Requires !writing() && has_waiting().
+    const std::string& start_write();
+    // The write in flight completed or failed: releases its message.
+    void finish_write();
+
+    // Forgets the waiting messages; the one in flight (if any) stays until finish_write().
+    void drop_waiting();
+
+    std::size_t bytes() const { return bytes_; }
+    std::size_t max_bytes() const { return max_bytes_; }
+
+private:
+    std::size_t max_bytes_;
+    std::size_t bytes_{0};  // waiting + in flight
+    std::deque<shared_text> waiting_;
+    shared_text in_flight_;
+};
+
+}  // namespace bidding
