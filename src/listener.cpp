@@ -10,6 +10,10 @@ namespace bidding {
 namespace net = boost::asio;
 namespace beast = boost::beast;
 
+namespace {
+constexpr int send_buffer_bytes = 64 * 1024;  // the kernel doubles it for its bookkeeping
+}  // namespace
+
 listener::listener(net::io_context& ioc, net::ip::tcp::endpoint endpoint, std::shared_ptr<server_context> ctx)
     : ioc_(ioc), acceptor_(net::make_strand(ioc)), retry_timer_(acceptor_.get_executor()), ctx_(std::move(ctx)) {
     acceptor_.open(endpoint.protocol());
@@ -55,6 +59,10 @@ void listener::on_accept(beast::error_code ec, net::ip::tcp::socket socket) {
     }
     beast::error_code ignored;
     socket.set_option(net::ip::tcp::no_delay(true), ignored);
+    // A fixed kernel send buffer: autotuning would let a client that stops reading park up to
+    // 4 MiB in the kernel before MAX_SEND_QUEUE_BYTES even starts to count (and 20,000 of them
+    // would tie up gigabytes of kernel memory).
+    socket.set_option(net::socket_base::send_buffer_size(send_buffer_bytes), ignored);
     std::make_shared<http_session>(std::move(socket), ctx_)->run();
     do_accept();
 }

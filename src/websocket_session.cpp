@@ -55,8 +55,8 @@ websocket_session::websocket_session(net::ip::tcp::socket&& socket, std::shared_
 }
 
 websocket_session::~websocket_session() {
-    if (load_ && reported_backlog_ != 0) {
-        load_->queued(-reported_backlog_);
+    if (load_ && over_high_water_) {
+        load_->session_over(false);
     }
     if (counted_) {
         ctx_->stats.connection_closed();
@@ -428,7 +428,10 @@ void websocket_session::do_close() {
 // connection if even that does not happen within SEND_TIMEOUT.
 void websocket_session::slow_consumer() {
     spdlog::info("slow consumer: closing {} on auction {} ({} bytes waiting)", peer_, auction_, queue_.bytes());
-    ctx_->stats.slow_consumer_dropped();
+    if (!slow_counted_) {
+        slow_counted_ = true;
+        ctx_->stats.slow_consumer_dropped();
+    }
     queue_.drop_waiting();
     close(reason(1008, "slow consumer"));
     report_backlog();
@@ -436,7 +439,10 @@ void websocket_session::slow_consumer() {
 
 void websocket_session::abort(const char* why) {
     spdlog::info("dropping {} on auction {}: {}", peer_, auction_, why);
-    ctx_->stats.slow_consumer_dropped();
+    if (!slow_counted_) {
+        slow_counted_ = true;
+        ctx_->stats.slow_consumer_dropped();
+    }
     finish();
     beast::error_code ec;
     beast::get_lowest_layer(ws_).socket().close(ec);  // releases the descriptor now; pending operations abort
@@ -450,15 +456,17 @@ void websocket_session::finish() {
     report_backlog();
 }
 
-// This session's share of the auction's backlog, kept current in its fan-out load.
+// Whether this session's own backlog is above the auction's high water, kept current in its
+// fan-out load (one atomic operation per crossing, none per message).
 void websocket_session::report_backlog() {
     if (!load_) {
         return;
     }
-    const auto now = phase_ == phase::closed ? 0 : static_cast<std::int64_t>(queue_.bytes() + feed_.held_bytes());
-    if (now != reported_backlog_) {
-        load_->queued(now - reported_backlog_);
-        reported_backlog_ = now;
+    const bool over = phase_ != phase::closed &&
+                      static_cast<std::int64_t>(queue_.bytes() + feed_.held_bytes()) > load_->high_water();
+    if (over != over_high_water_) {
+        load_->session_over(over);
+        over_high_water_ = over;
     }
 }
 

@@ -1,14 +1,15 @@
 #pragma once
-// How far behind one auction's fan-out is on this pod: the bytes handed to its sessions that
-// have not reached their sockets yet (posted to a session's strand, waiting in its send queue,
-// or held while it catches up). Updated lock-free by the registry and the sessions; read on
-// every bid of the auction to decide whether to take it (see websocket_session::handle_text).
+// How far behind one auction's fan-out is on this pod. Updated lock-free by the registry and
+// the sessions; read on every bid of the auction to decide whether to take it (see
+// websocket_session::handle_text).
 //
-// The rule: the auction is "behind" when its sessions hold more than `high_water` bytes each on
-// average, or another pod asked for a pause. A pod that cannot write as fast as bids are
-// accepted grows every queue at once and answers new bids "overloaded" long before any
-// healthy reader reaches its own bound; one client that stops reading only grows its own queue
-// (at most MAX_SEND_QUEUE_BYTES before it is cut off), which moves the average by a fraction.
+// The auction is "behind" when its messages wait, on average, more than `high_water` bytes per
+// session on their way to the sessions' strands (the pod cannot even hand them over), or when
+// more than half of its sessions hold more than `high_water` bytes each (queued or held), or when
+// another pod asked for a pause. A pod that cannot write as fast as bids are accepted grows every
+// queue at once and answers new bids "overloaded" long before a healthy reader reaches its own
+// bound; a client that stops reading grows only its own queue and is cut off at its bound
+// without ever stopping the auction for the others.
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -25,8 +26,9 @@ public:
     // Bytes posted to sessions (the registry), and taken by them (each session, once per post).
     void posted(std::int64_t bytes) { in_transit_.fetch_add(bytes, std::memory_order_relaxed); }
     void taken(std::int64_t bytes) { in_transit_.fetch_sub(bytes, std::memory_order_relaxed); }
-    // A session's queued (+held) bytes moved by `delta`.
-    void queued(std::int64_t delta) { queued_.fetch_add(delta, std::memory_order_relaxed); }
+    // A session's own backlog crossed the high water, upwards (true) or back down.
+    void session_over(bool over) { over_.fetch_add(over ? 1 : -1, std::memory_order_relaxed); }
+    std::int64_t high_water() const { return high_water_; }
 
     // Another pod's fan-out of this auction is behind: take no bids until `until`.
     void hold(clock::time_point until) {
@@ -38,9 +40,9 @@ public:
 
     // This pod's own fan-out is behind.
     bool behind() const {
-        const auto backlog = in_transit_.load(std::memory_order_relaxed) + queued_.load(std::memory_order_relaxed);
         const auto sessions = sessions_.load(std::memory_order_relaxed);
-        return sessions > 0 && backlog > sessions * high_water_;
+        return sessions > 0 && (in_transit_.load(std::memory_order_relaxed) > sessions * high_water_ ||
+                                2 * over_.load(std::memory_order_relaxed) > sessions);
     }
     // No bids now: this pod is behind, or another pod asked for a pause.
     bool refuse_bids(clock::time_point now) const {
@@ -54,9 +56,8 @@ public:
                last_signal_ms_.compare_exchange_strong(last, ms, std::memory_order_relaxed);
     }
 
-    std::int64_t backlog_bytes() const {
-        return in_transit_.load(std::memory_order_relaxed) + queued_.load(std::memory_order_relaxed);
-    }
+    std::int64_t in_transit_bytes() const { return in_transit_.load(std::memory_order_relaxed); }
+    std::int64_t sessions_over() const { return over_.load(std::memory_order_relaxed); }
 
 private:
     static std::int64_t to_ms(clock::time_point t) {
@@ -66,7 +67,7 @@ private:
     const std::int64_t high_water_;
     std::atomic<std::int64_t> sessions_{0};
     std::atomic<std::int64_t> in_transit_{0};
-    std::atomic<std::int64_t> queued_{0};
+    std::atomic<std::int64_t> over_{0};
     std::atomic<std::int64_t> hold_until_ms_{0};
     std::atomic<std::int64_t> last_signal_ms_{0};
 };

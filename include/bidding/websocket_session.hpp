@@ -103,11 +103,12 @@ private:
     bool reading_{false};
     bool read_paused_{false};
     bool send_watch_armed_{false};
+    bool slow_counted_{false};  // in the slow-consumer counter (once per connection)
     int bids_in_flight_{0};
     session_feed feed_;
     outbound_queue queue_;
     std::shared_ptr<fanout_load> load_;
-    std::int64_t reported_backlog_{0};
+    bool over_high_water_{false};  // as counted in load_
     std::optional<boost::beast::websocket::close_reason> close_reason_;
     clock::time_point last_activity_;
     clock::time_point next_ping_;

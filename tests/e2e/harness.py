@@ -500,6 +500,61 @@ class Server:
         return code
 
 
+def metrics_text(server: "Server", timeout: float = 3.0) -> str:
+    """GET /metrics of a running server."""
+    with urllib.request.urlopen(f"{server.http_url}/metrics", timeout=timeout) as response:
+        return response.read().decode()
+
+
+def metric_value(text: str, name: str, labels: str = "") -> float:
+    """One sample of the Prometheus text (AssertionError naming it when absent)."""
+    pattern = re.escape(name + (("{" + labels + "}") if labels else "")) + r" ([0-9.e+-]+)$"
+    match = re.search(pattern, text, re.MULTILINE)
+    assert match, f"/metrics must expose {name}{{{labels}}}; got:\n{text[:2000]}"
+    return float(match.group(1))
+
+
+def open_fds(pid: int) -> int:
+    """How many file descriptors the process holds now."""
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def holds_connection(pid: int, local_port: int, peer_port: int) -> bool:
+    """Whether process `pid` still holds (has a descriptor for) its TCP connection from its port
+    `local_port` to the peer's port `peer_port`. A socket the process closed may linger in the
+    kernel (FIN-WAIT, orphaned): it no longer counts."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local, remote, inode = fields[1], fields[2], fields[9]
+            if int(local.rsplit(":", 1)[1], 16) == local_port and int(remote.rsplit(":", 1)[1], 16) == peer_port:
+                inodes.add(inode)
+    inodes.discard("0")
+    if not inodes:
+        return False
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:[") and target[8:-1] in inodes:
+            return True
+    return False
+
+
+def rss_kib(pid: int) -> int:
+    """The process's resident memory (VmRSS) in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for process {pid}")
+
+
 def healthz_status(port: int) -> int | None:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:

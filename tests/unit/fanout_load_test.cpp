@@ -7,23 +7,39 @@ namespace {
 
 using namespace std::chrono_literals;
 
-TEST(FanoutLoad, BehindWhenTheAverageSessionHoldsMoreThanTheHighWater) {
+TEST(FanoutLoad, BehindWhenMessagesCannotEvenBeHandedOver) {
     fanout_load load(100);
     load.sessions_changed(4);
-    load.posted(300);
+    load.posted(400);
     EXPECT_FALSE(load.behind());
-    load.queued(101);
-    EXPECT_TRUE(load.behind()) << "401 bytes over 4 sessions is above 100 each";
+    load.posted(1);
+    EXPECT_TRUE(load.behind()) << "401 bytes waiting for 4 sessions' strands is above 100 each";
     load.taken(300);
     EXPECT_FALSE(load.behind());
 }
 
-TEST(FanoutLoad, OneStuckClientAmongManyDoesNotStopTheAuction) {
-    // A client that stops reading grows only its own queue, to at most its bound (8 x high water).
+TEST(FanoutLoad, BehindWhenMostSessionsHoldMoreThanTheHighWater) {
     fanout_load load(100);
-    load.sessions_changed(20);
-    load.queued(800);
+    load.sessions_changed(4);
+    load.session_over(true);
+    load.session_over(true);
+    EXPECT_FALSE(load.behind()) << "half of them is not most of them";
+    load.session_over(true);
+    EXPECT_TRUE(load.behind());
+    load.session_over(false);
     EXPECT_FALSE(load.behind());
+}
+
+TEST(FanoutLoad, OneStuckClientDoesNotStopTheAuction) {
+    // A client that stops reading grows only its own queue, until it is cut off at its bound.
+    fanout_load load(100);
+    load.sessions_changed(2);
+    load.session_over(true);
+    EXPECT_FALSE(load.behind()) << "one stuck client beside one healthy one";
+    fanout_load alone(100);
+    alone.sessions_changed(1);
+    alone.session_over(true);
+    EXPECT_TRUE(alone.behind()) << "a lone client that does not read only refuses its own bids";
 }
 
 TEST(FanoutLoad, AnotherPodsPauseRefusesBidsUntilItEnds) {
