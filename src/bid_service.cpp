@@ -92,8 +92,9 @@ bid_service::batch bid_service::take_batch(lane& l, std::vector<pending>& late) 
 
 void bid_service::dispatch(auction_id id, batch b) {
     auto shared = std::make_shared<batch>(std::move(b));
-    // The queue is FIFO, so the first bid is the oldest: its arrival bounds the transaction.
-    const auto deadline = shared->front().received + limits_.db_timeout;
+    // The queue is FIFO, so the first bid is the oldest: its arrival bounds the transaction, a
+    // tenth of DB_TIMEOUT early so that the reply itself is out within it.
+    const auto deadline = shared->front().received + limits_.db_timeout - limits_.db_timeout / 10;
     const bool queued = db_.post(db_pool::job{
         [this, id, shared](postgres_store& store) {
             decide(store, id, *shared);

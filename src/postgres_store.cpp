@@ -246,6 +246,7 @@ std::vector<history_entry> postgres_store::history_after(auction_id id, seq_t af
 placement postgres_store::place_bids(auction_id id, std::span<const bid_request> bids,
                                      clock::time_point resolve_until) {
     placement result;
+    const auto failures_before = failures_;
     try {
         with_connection(retry::none, [&](pqxx::connection_base& c) {
             result = placement{};
@@ -303,13 +304,16 @@ placement postgres_store::place_bids(auction_id id, std::span<const bid_request>
         } catch (const store_unavailable& e) {
             spdlog::debug("cannot ask about transaction {} yet: {}", result.txid, e.what());
         }
-        if (status == commit_status::committed) {
+        if (status == commit_status::committed || status == commit_status::aborted) {
+            // The server answered: the database is up, whatever the broken connection suggested.
             deadline_ = saved_deadline;
+            failures_ = failures_before;
+        }
+        if (status == commit_status::committed) {
             return result;
         }
         if (status == commit_status::aborted) {
-            deadline_ = saved_deadline;
-            throw store_unavailable(store_failure::connection_lost,
+            throw store_unavailable(store_failure::query_failed,
                                     "the connection broke during COMMIT and the transaction did not commit");
         }
         if (clock::now() + std::chrono::milliseconds(50) >= resolve_until) {

@@ -127,7 +127,7 @@ void websocket_session::on_accept(beast::error_code ec) {
         [self](db_pool::refusal) {
             net::post(self->ws_.get_executor(), [self] { self->on_snapshot(snapshot_result{std::nullopt, true}); });
         },
-        clock::now() + ctx_->cfg.db_timeout});
+        clock::now() + ctx_->cfg.db_timeout - ctx_->cfg.db_timeout / 10});
     if (!queued) {
         on_snapshot(snapshot_result{std::nullopt, true});
     }
@@ -306,7 +306,7 @@ void websocket_session::start_fill() {
                 self->on_fill(std::move(rows), complete);
             });
         },
-        [fail](db_pool::refusal) { fail(); }, clock::now() + ctx_->cfg.db_timeout});
+        [fail](db_pool::refusal) { fail(); }, clock::now() + ctx_->cfg.db_timeout - ctx_->cfg.db_timeout / 10});
     if (!queued) {
         on_fill(std::nullopt, false);
     }
