@@ -17,7 +17,7 @@ namespace bidding {
 namespace {
 
 constexpr auto initial_backoff = std::chrono::milliseconds(100);
-constexpr auto max_backoff = std::chrono::milliseconds(2000);
+constexpr auto max_backoff = std::chrono::milliseconds(1000);  // back within about a second of Redis answering
 constexpr std::size_t max_dropped_remembered = 10'000;
 
 struct context_deleter {

@@ -4,7 +4,7 @@
 // only ever enqueue. What travels, and how it is signed, is bus_codec's.
 //
 // Both connections reconnect with capped exponential backoff, and every reply has a deadline
-// (REDIS_TIMEOUT): the subscriber pings every second, and a ping unanswered in time counts as a
+// (REDIS_TIMEOUT): the subscriber pings twice a second, and a ping unanswered in time counts as a
 // lost connection, so a frozen Redis is noticed as fast as a dead one. What was published while
 // Redis was away is recovered by the pods from Postgres (see auction_feed): after reconnecting,
 // the subscriber resubscribes (and the registry re-reads every served auction), and the
@@ -47,7 +47,7 @@ public:
     struct settings {
         redis_endpoint endpoint;
         std::chrono::milliseconds timeout{2000};        // connect, and every reply
-        std::chrono::milliseconds ping_interval{1000};  // the subscriber's liveness check
+        std::chrono::milliseconds ping_interval{500};  // the subscriber's liveness check: a frozen Redis is noticed within this + timeout
     };
 
     // At most this many messages wait to be published; beyond it they are dropped (and
