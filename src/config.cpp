@@ -511,6 +511,10 @@ config load_config(const env_map& env) {
     c.max_pending_bids = integer_var(env, "MAX_PENDING_BIDS", c.max_pending_bids, 1, 10'000'000);
     c.db_queue_limit = integer_var(env, "DB_QUEUE_LIMIT", c.db_queue_limit, 1, 1'000'000);
     c.redis_timeout = seconds_var(env, "REDIS_TIMEOUT", c.redis_timeout);
+    c.fanout_max_lag = seconds_var(env, "FANOUT_MAX_LAG", c.fanout_max_lag);
+    if (c.fanout_max_lag >= c.bid_timeout) {
+        throw config_error("FANOUT_MAX_LAG", "FANOUT_MAX_LAG must be shorter than BID_TIMEOUT (a reply waits behind it)");
+    }
 
     c.database_name = db.name;
     if (const auto v = lookup(env, "REDIS_CHANNEL_PREFIX")) {
@@ -535,7 +539,7 @@ const std::vector<std::string_view>& config_variables() {
         "DRAIN_TIMEOUT", "DB_POOL_SIZE",       "THREADS",         "AUTH_REQUIRED", "BID_RATE_LIMIT", "BID_BURST",
         "MAX_SEND_QUEUE_BYTES", "SEND_TIMEOUT", "BID_TIMEOUT", "DB_TIMEOUT", "DB_LOCK_TIMEOUT",
         "MAX_PENDING_BIDS_PER_AUCTION", "MAX_PENDING_BIDS", "DB_QUEUE_LIMIT", "REDIS_TIMEOUT", "REDIS_CHANNEL_PREFIX",
-        "REDIS_PASSWORD",
+        "REDIS_PASSWORD", "FANOUT_MAX_LAG",
     };
     return names;
 }

@@ -377,6 +377,10 @@ void redis_bus::subscriber_session(redisContext* c) {
 
 void redis_bus::handle_reply(void* raw, std::vector<std::pair<auction_id, std::vector<feed_event>>>& bids, bool& pong) {
     reply_ptr r(static_cast<redisReply*>(raw));
+    if (r->type == REDIS_REPLY_STATUS && std::string_view(r->str, r->len) == "PONG") {
+        pong = true;  // the answer to PING while no channel is subscribed
+        return;
+    }
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 || r->element[0]->type != REDIS_REPLY_STRING) {
         return;
     }

@@ -52,8 +52,9 @@ int run_server(const config& cfg) {
 
     // Declared before the io_context so that they outlive the handlers it destroys last.
     metrics stats;
-    // An auction's fan-out is "behind" when its clients hold an eighth of their bound on average.
-    session_registry registry(static_cast<std::int64_t>(cfg.max_send_queue_bytes / 8));
+    // An auction's fan-out is behind when most of its clients here are late by FANOUT_MAX_LAG, or
+    // when what waits to be handed to them exceeds an eighth of their byte bound each.
+    session_registry registry(static_cast<std::int64_t>(cfg.max_send_queue_bytes / 8), cfg.fanout_max_lag);
     store_options store_settings;
     store_settings.statement_timeout = cfg.db_timeout;
     store_settings.lock_timeout = cfg.db_lock_timeout;

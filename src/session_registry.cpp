@@ -12,7 +12,7 @@ std::shared_ptr<fanout_load> session_registry::join(auction_id id, const std::sh
     auto& slot = rooms_[id];
     if (!slot) {
         slot = std::make_shared<room>();
-        slot->load = std::make_shared<fanout_load>(high_water_);
+        slot->load = std::make_shared<fanout_load>(high_water_, max_lag_);
         // Under the registry lock, so subscribe and unsubscribe requests keep their order.
         if (hooks_.first_joined) {
             hooks_.first_joined(id);
@@ -83,10 +83,11 @@ void session_registry::advance(auction_id id, Step&& step) {
             }
             // Counted before any session can take it, so the backlog never reads negative.
             r->load->posted(bytes * static_cast<std::int64_t>(recipients.size()));
+            const auto now = fanout_load::clock::now();
             for (const auto& s : recipients) {
-                s->deliver(batch, bytes);
+                s->deliver(batch, bytes, now);
             }
-            signal = r->load->behind() && r->load->should_signal(fanout_load::clock::now(), signal_every);
+            signal = r->load->behind() && r->load->should_signal(now, signal_every);
         }
         if (r->feed.wants_fill() && hooks_.read_after) {
             r->feed.fill_started();

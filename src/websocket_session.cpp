@@ -55,7 +55,7 @@ websocket_session::websocket_session(net::ip::tcp::socket&& socket, std::shared_
 }
 
 websocket_session::~websocket_session() {
-    if (load_ && over_high_water_) {
+    if (load_ && lagging_) {
         load_->session_over(false);
     }
     if (counted_) {
@@ -154,7 +154,7 @@ void websocket_session::on_snapshot(snapshot_result result) {
     send(make_shared_text(since_ ? serialize_initial_state(snap.info, snap.entries, *since_, snap.truncated)
                                  : serialize_initial_state(snap.info, snap.entries)));
     apply(feed_.start(snap.info.last_seq));
-    report_backlog();
+    report_lag(clock::now());
     touch();
     next_ping_ = clock::now() + ctx_->cfg.heartbeat_interval;
     arm_heartbeat();
@@ -163,10 +163,6 @@ void websocket_session::on_snapshot(snapshot_result result) {
 
 void websocket_session::do_read() {
     if (reading_ || phase_ != phase::live) {
-        return;
-    }
-    if (bids_in_flight_ >= max_bids_in_flight) {
-        read_paused_ = true;
         return;
     }
     reading_ = true;
@@ -232,9 +228,10 @@ void websocket_session::handle_text(std::string_view text) {
         reject(error_code::unavailable, "the server is shutting down; the bid was not stored", bid.ref);
         return;
     }
-    if (load_->refuse_bids(now)) {
-        // Taking more would grow every client's queue of this auction: refuse before any of them
-        // reaches its bound.
+    if (bids_in_flight_ >= max_bids_in_flight || load_->refuse_bids(now)) {
+        // Reading goes on (a bid left unread in the socket would wait without bound): what this
+        // connection cannot take now is refused at once; and while this auction's fan-out is
+        // behind, taking more would grow every client's queue: refuse before any reaches its bound.
         reject(error_code::overloaded, "the server is too busy; the bid was not stored; retry later", bid.ref);
         return;
     }
@@ -250,30 +247,27 @@ void websocket_session::on_bid_reply(seq_t accepted_seq, shared_text reply) {
     --bids_in_flight_;
     if (phase_ == phase::live) {
         apply(feed_.reply(accepted_seq, std::move(reply)));
-        report_backlog();
-    }
-    if (read_paused_) {
-        read_paused_ = false;
-        do_read();
+        report_lag(clock::now());
     }
 }
 
-void websocket_session::deliver(fanout_batch batch, std::int64_t bytes) {
-    net::post(ws_.get_executor(),
-              [self = shared_from_this(), batch = std::move(batch), bytes] { self->on_deliver(batch, bytes); });
+void websocket_session::deliver(fanout_batch batch, std::int64_t bytes, clock::time_point handed_over) {
+    net::post(ws_.get_executor(), [self = shared_from_this(), batch = std::move(batch), bytes, handed_over] {
+        self->on_deliver(batch, bytes, handed_over);
+    });
 }
 
-void websocket_session::on_deliver(const fanout_batch& batch, std::int64_t bytes) {
+void websocket_session::on_deliver(const fanout_batch& batch, std::int64_t bytes, clock::time_point handed_over) {
     load_->taken(bytes);
     if (phase_ == phase::loading || phase_ == phase::live) {
-        apply(feed_.deliver(*batch));
-        report_backlog();
+        apply(feed_.deliver(*batch), handed_over);
+        report_lag(clock::now());
     }
 }
 
-void websocket_session::apply(session_feed::step step) {
+void websocket_session::apply(session_feed::step step, clock::time_point since) {
     for (auto& m : step.send) {
-        send(std::move(m));
+        send(std::move(m), since);
     }
     if (step.fill && phase_ == phase::live) {
         start_fill();
@@ -322,7 +316,7 @@ void websocket_session::on_fill(std::optional<std::vector<fanout_message>> rows,
         return;
     }
     apply(feed_.filled(*rows, complete));
-    report_backlog();
+    report_lag(clock::now());
 }
 
 void websocket_session::close_auction(shared_text message) {
@@ -354,11 +348,11 @@ void websocket_session::last_word(const shared_text& message, websocket::close_r
     }
 }
 
-void websocket_session::send(shared_text message) {
+void websocket_session::send(shared_text message, clock::time_point since) {
     if (phase_ != phase::live) {
         return;
     }
-    if (!queue_.push(std::move(message))) {
+    if (!queue_.push(std::move(message), since)) {
         slow_consumer();
         return;
     }
@@ -397,7 +391,7 @@ void websocket_session::on_write(beast::error_code ec, std::size_t) {
     } else if (phase_ == phase::closing && close_reason_) {
         do_close();
     }
-    report_backlog();
+    report_lag(last_progress_);
 }
 
 void websocket_session::close(websocket::close_reason why) {
@@ -434,7 +428,7 @@ void websocket_session::slow_consumer() {
     }
     queue_.drop_waiting();
     close(reason(1008, "slow consumer"));
-    report_backlog();
+    report_lag(clock::now());
 }
 
 void websocket_session::abort(const char* why) {
@@ -453,20 +447,20 @@ void websocket_session::finish() {
     queue_.drop_waiting();
     heartbeat_timer_.cancel();
     send_timer_.cancel();
-    report_backlog();
+    report_lag(clock::now());
 }
 
-// Whether this session's own backlog is above the auction's high water, kept current in its
-// fan-out load (one atomic operation per crossing, none per message).
-void websocket_session::report_backlog() {
+// Whether this client is late (its oldest unwritten message waited longer than FANOUT_MAX_LAG),
+// kept current in the auction's fan-out load: one atomic operation per change, none per message.
+void websocket_session::report_lag(clock::time_point now) {
     if (!load_) {
         return;
     }
-    const bool over = phase_ != phase::closed &&
-                      static_cast<std::int64_t>(queue_.bytes() + feed_.held_bytes()) > load_->high_water();
-    if (over != over_high_water_) {
-        load_->session_over(over);
-        over_high_water_ = over;
+    const auto oldest = queue_.oldest();
+    const bool late = phase_ != phase::closed && oldest && now - *oldest > load_->max_lag();
+    if (late != lagging_) {
+        load_->session_over(late);
+        lagging_ = late;
     }
 }
 

@@ -66,6 +66,7 @@ struct config {
     std::size_t max_pending_bids{16'384};            // undecided bids on this pod in total
     std::size_t db_queue_limit{4096};                // database jobs waiting for a pool thread
     std::chrono::milliseconds redis_timeout{2'000};  // a Redis reply (or a ping's) later than this: connection lost
+    std::chrono::milliseconds fanout_max_lag{500};   // most clients of an auction this late: its bids are refused
     std::string database_name;         // for the default channel prefix; may be empty
     std::string redis_channel_prefix;  // "bidding:{database}:" unless REDIS_CHANNEL_PREFIX says otherwise
 };

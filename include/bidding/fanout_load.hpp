@@ -3,13 +3,14 @@
 // the sessions; read on every bid of the auction to decide whether to take it (see
 // websocket_session::handle_text).
 //
-// The auction is "behind" when its messages wait, on average, more than `high_water` bytes per
-// session on their way to the sessions' strands (the pod cannot even hand them over), or when
-// more than half of its sessions hold more than `high_water` bytes each (queued or held), or when
-// another pod asked for a pause. A pod that cannot write as fast as bids are accepted grows every
-// queue at once and answers new bids "overloaded" long before a healthy reader reaches its own
-// bound; a client that stops reading grows only its own queue and is cut off at its bound
-// without ever stopping the auction for the others.
+// The auction is "behind" when more than half of its sessions have a message that has waited
+// longer than `max_lag` (FANOUT_MAX_LAG) since the pod handed it over, or when the messages not
+// yet taken by the sessions' strands exceed `high_water` bytes per session (the pod cannot even
+// hand them over), or when another pod asked for a pause. A pod that cannot write as fast as bids
+// are accepted, or whose clients cannot read that fast, delays every session at once and answers
+// new bids "overloaded" long before a healthy reader reaches its byte bound; a client that stops
+// reading delays only itself and is cut off at its bound without stopping the auction for the
+// others.
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -20,15 +21,15 @@ class fanout_load {
 public:
     using clock = std::chrono::steady_clock;
 
-    explicit fanout_load(std::int64_t high_water) : high_water_(high_water) {}
+    fanout_load(std::int64_t high_water, std::chrono::milliseconds max_lag) : high_water_(high_water), max_lag_(max_lag) {}
 
     void sessions_changed(std::int64_t delta) { sessions_.fetch_add(delta, std::memory_order_relaxed); }
     // Bytes posted to sessions (the registry), and taken by them (each session, once per post).
     void posted(std::int64_t bytes) { in_transit_.fetch_add(bytes, std::memory_order_relaxed); }
     void taken(std::int64_t bytes) { in_transit_.fetch_sub(bytes, std::memory_order_relaxed); }
-    // A session's own backlog crossed the high water, upwards (true) or back down.
+    // A session's oldest unwritten message became older than max_lag (true), or no longer is.
     void session_over(bool over) { over_.fetch_add(over ? 1 : -1, std::memory_order_relaxed); }
-    std::int64_t high_water() const { return high_water_; }
+    std::chrono::milliseconds max_lag() const { return max_lag_; }
 
     // Another pod's fan-out of this auction is behind: take no bids until `until`.
     void hold(clock::time_point until) {
@@ -65,6 +66,7 @@ private:
     }
 
     const std::int64_t high_water_;
+    const std::chrono::milliseconds max_lag_;
     std::atomic<std::int64_t> sessions_{0};
     std::atomic<std::int64_t> in_transit_{0};
     std::atomic<std::int64_t> over_{0};

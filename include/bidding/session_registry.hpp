@@ -36,8 +36,11 @@ public:
     static constexpr std::size_t fill_limit = 1000;
     static constexpr std::chrono::milliseconds signal_every{100};
 
-    // `high_water`: backlog bytes per session above which an auction's fan-out is behind.
-    explicit session_registry(std::int64_t high_water = 128 * 1024) : high_water_(high_water) {}
+    // `high_water`: bytes per session not yet taken by the sessions above which an auction's
+    // fan-out is behind; `max_lag`: see fanout_load.
+    explicit session_registry(std::int64_t high_water = 128 * 1024,
+                              std::chrono::milliseconds max_lag = std::chrono::milliseconds(500))
+        : high_water_(high_water), max_lag_(max_lag) {}
 
     void set_hooks(hooks h);
 
@@ -83,6 +86,7 @@ private:
     void advance(auction_id id, Step&& step);
 
     const std::int64_t high_water_;
+    const std::chrono::milliseconds max_lag_;
     hooks hooks_;
     mutable std::mutex mutex_;
     std::unordered_map<auction_id, std::shared_ptr<room>> rooms_;

@@ -32,7 +32,7 @@ namespace bidding {
 
 class websocket_session : public std::enable_shared_from_this<websocket_session> {
 public:
-    // Bids of one client awaiting their reply; beyond it reading pauses (back-pressure).
+    // Bids of one client awaiting their reply; beyond it a bid is answered "overloaded" at once.
     static constexpr int max_bids_in_flight = 32;
 
     // `since`: the client reconnects having seen up to that seq (?since=SEQ).
@@ -43,8 +43,9 @@ public:
     // Completes the upgrade of `req` (already validated: host, origin, path).
     void run(boost::beast::http::request<boost::beast::http::string_body> req);
 
-    // `bytes`: the batch's size, counted in the auction's fan-out load until this session takes it.
-    void deliver(fanout_batch batch, std::int64_t bytes);
+    // `bytes`: the batch's size, counted in the auction's fan-out load until this session takes
+    // it; `handed_over`: when the pod handed it to its sessions (the start of its lag).
+    void deliver(fanout_batch batch, std::int64_t bytes, std::chrono::steady_clock::time_point handed_over);
     void close_auction(shared_text bid_closed_message);
     void shutdown(shared_text shutdown_message);
 
@@ -64,12 +65,15 @@ private:
     void handle_text(std::string_view text);
     void reject(error_code code, std::string_view message, const std::optional<std::string>& ref);
     void on_bid_reply(seq_t accepted_seq, shared_text reply);
-    void on_deliver(const fanout_batch& batch, std::int64_t bytes);
-    void apply(session_feed::step step);
+    void on_deliver(const fanout_batch& batch, std::int64_t bytes, clock::time_point handed_over);
+    // Sends what the feed says; its messages have waited since `since`.
+    void apply(session_feed::step step, clock::time_point since);
+    void apply(session_feed::step step) { apply(std::move(step), clock::now()); }
     void start_fill();
     void on_fill(std::optional<std::vector<fanout_message>> rows, bool complete);
 
-    void send(shared_text message);
+    void send(shared_text message, clock::time_point since);
+    void send(shared_text message) { send(std::move(message), clock::now()); }
     void do_write();
     void on_write(boost::beast::error_code ec, std::size_t bytes);
     void close(boost::beast::websocket::close_reason reason);
@@ -78,7 +82,7 @@ private:
     void slow_consumer();
     void abort(const char* why);
     void finish();
-    void report_backlog();
+    void report_lag(clock::time_point now);
 
     void touch();
     void arm_heartbeat();
@@ -101,14 +105,13 @@ private:
     bool joined_{false};
     bool counted_{false};  // in the open-connections gauge
     bool reading_{false};
-    bool read_paused_{false};
     bool send_watch_armed_{false};
     bool slow_counted_{false};  // in the slow-consumer counter (once per connection)
     int bids_in_flight_{0};
     session_feed feed_;
     outbound_queue queue_;
     std::shared_ptr<fanout_load> load_;
-    bool over_high_water_{false};  // as counted in load_
+    bool lagging_{false};  // as counted in load_: the oldest unwritten message is older than FANOUT_MAX_LAG
     std::optional<boost::beast::websocket::close_reason> close_reason_;
     clock::time_point last_activity_;
     clock::time_point next_ping_;

@@ -8,93 +8,17 @@ The tool (docs/bench-tool.md) is built beside the server: harness.SERVER_BINARY.
 """
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-from pathlib import Path
 
 import pytest
 
 import harness
-
-BENCH = harness.SERVER_BINARY.parent / "bidding-bench"
+from benchtool import BENCH, check_bids_against_db, check_observers_against_db, read_jsonl, run_bench
 
 pytestmark = pytest.mark.skipif(
     not os.access(BENCH, os.X_OK),
     reason=f"{BENCH} is missing: build it with `cmake --build build --target bidding-bench` "
            "(or point BIDDING_SERVER at a build folder that has it)")
-
-FNV_OFFSET = 0xCBF29CE484222325
-FNV_PRIME = 0x100000001B3
-MASK64 = (1 << 64) - 1
-
-
-def fnv_digest(seqs) -> str:
-    h = FNV_OFFSET
-    for seq in seqs:
-        for byte in f"{seq},".encode():
-            h ^= byte
-            h = (h * FNV_PRIME) & MASK64
-    return f"{h:016x}"
-
-
-def run_bench(*args, expect_rc: int = 0, report: bool = True,
-              timeout: float = 60) -> tuple[dict | None, subprocess.CompletedProcess]:
-    """Runs bidding-bench; returns (its one JSON line, or None when `report` is False or the exit
-    code is 2, and the completed process)."""
-    argv = [str(BENCH), *map(str, args)]
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
-                            cwd=str(harness.neutral_dir()))
-    assert result.returncode == expect_rc, (
-        f"`{' '.join(argv)}` exited with {result.returncode}, expected {expect_rc}\n"
-        f"stdout:\n{result.stdout}\nstderr:\n{result.stderr[-4000:]}")
-    lines = [line for line in result.stdout.splitlines() if line.strip()]
-    if expect_rc == 2 or not report:
-        return None, result
-    assert len(lines) == 1, f"bidding-bench must print exactly one line on stdout, printed:\n{result.stdout}"
-    return json.loads(lines[0]), result
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def check_bids_against_db(bids: list[dict], db: harness.Database, auctions: list[int]) -> int:
-    """Every bid_accepted is stored with its seq, bidder and price; no bid answered overloaded or
-    unavailable is stored. Returns how many were accepted."""
-    stored = {}
-    for auction in auctions:
-        for seq, bidder, price in harness.history(db, auction):
-            stored[seq] = (auction, bidder, price)
-    stored_pairs = {(a, b, p) for a, b, p in stored.values()}
-    accepted = 0
-    for bid in bids:
-        if bid["reply"] == "bid_accepted":
-            accepted += 1
-            assert bid["seq"] in stored, f"bid {bid} was acknowledged but seq {bid['seq']} is not in bids_bidhistory"
-            assert stored[bid["seq"]] == (bid["auction"], bid["bidder"], bid["price"]), (
-                f"bid {bid} was acknowledged but the stored row is {stored[bid['seq']]}")
-        elif bid["reply"] in ("overloaded", "unavailable"):
-            assert (bid["auction"], bid["bidder"], bid["price"]) not in stored_pairs, (
-                f"bid {bid} was answered {bid['reply']} (not stored) but a row with its bidder and price exists")
-    return accepted
-
-
-def check_observers_against_db(observers: list[dict], db: harness.Database, expected_count: int) -> None:
-    """Each observer got exactly the stored history after its initial_state, in order, to the end."""
-    assert len(observers) == expected_count, f"--observer-report must have one line per observer: {len(observers)}"
-    histories: dict[int, list[int]] = {}
-    for obs in observers:
-        assert obs["connected"], f"observer did not connect: {obs}"
-        assert obs["key"] == "seq" and obs["anomalies"] == 0 and not obs["closed"], obs
-        seqs = histories.setdefault(obs["auction"], [row[0] for row in harness.history(db, obs["auction"])])
-        after = obs["initial_last_seq"]
-        upto = obs["last_seq"] if obs["last_seq"] is not None else after
-        expected = [s for s in seqs if after < s <= upto]
-        assert obs["count"] == len(expected), f"observer {obs} got {obs['count']} new_bid, the database has {len(expected)}"
-        assert obs["digest"] == fnv_digest(expected), f"observer {obs}: digest differs from the stored history"
-        assert upto == (seqs[-1] if seqs else after), (
-            f"observer {obs} did not reach the auction's last stored seq {seqs[-1] if seqs else None}")
 
 
 def test_usage_help_and_self_test():

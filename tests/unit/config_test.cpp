@@ -51,7 +51,8 @@ TEST(ConfigVariables, EveryDeclaredVariableIsAcceptedWithAValidValue) {
                            {"MAX_SEND_QUEUE_BYTES", "65536"}, {"SEND_TIMEOUT", "3"}, {"BID_TIMEOUT", "4"},
                            {"DB_TIMEOUT", "1.5"}, {"DB_LOCK_TIMEOUT", "0.5"}, {"MAX_PENDING_BIDS_PER_AUCTION", "10"},
                            {"MAX_PENDING_BIDS", "100"}, {"DB_QUEUE_LIMIT", "50"}, {"REDIS_TIMEOUT", "1"},
-                           {"REDIS_CHANNEL_PREFIX", "bids:prod:"}, {"REDIS_PASSWORD", "pw"}};
+                           {"REDIS_CHANNEL_PREFIX", "bids:prod:"}, {"REDIS_PASSWORD", "pw"},
+                           {"FANOUT_MAX_LAG", "0.25"}};
     EXPECT_NO_THROW(load_config(valid));
     for (const auto name : config_variables()) {
         EXPECT_TRUE(valid.count(std::string(name)) == 1) << name << " is declared but this test does not set it";
@@ -100,6 +101,7 @@ TEST(LoadConfig, Defaults) {
     EXPECT_EQ(c.max_pending_bids, 16384u);
     EXPECT_EQ(c.db_queue_limit, 4096u);
     EXPECT_EQ(c.redis_timeout, 2s);
+    EXPECT_EQ(c.fanout_max_lag, 500ms);
     EXPECT_EQ(c.redis_channel_prefix, "bidding:default:") << "no database name: one default prefix";
 }
 
@@ -134,6 +136,7 @@ TEST(LoadConfig, FaultSettingsAreCheckedTogether) {
     expect_config_error({{"DB_LOCK_TIMEOUT", "2"}}, "DB_LOCK_TIMEOUT");  // not shorter than DB_TIMEOUT
     expect_config_error({{"MAX_SEND_QUEUE_BYTES", "1000"}}, "MAX_SEND_QUEUE_BYTES");
     expect_config_error({{"MAX_PENDING_BIDS", "0"}}, "MAX_PENDING_BIDS");
+    expect_config_error({{"FANOUT_MAX_LAG", "5"}}, "FANOUT_MAX_LAG");  // not shorter than BID_TIMEOUT
 }
 
 TEST(LoadConfig, EmptyValuesCountAsUnset) {

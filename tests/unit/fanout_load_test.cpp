@@ -8,7 +8,7 @@ namespace {
 using namespace std::chrono_literals;
 
 TEST(FanoutLoad, BehindWhenMessagesCannotEvenBeHandedOver) {
-    fanout_load load(100);
+    fanout_load load(100, 500ms);
     load.sessions_changed(4);
     load.posted(400);
     EXPECT_FALSE(load.behind());
@@ -18,8 +18,8 @@ TEST(FanoutLoad, BehindWhenMessagesCannotEvenBeHandedOver) {
     EXPECT_FALSE(load.behind());
 }
 
-TEST(FanoutLoad, BehindWhenMostSessionsHoldMoreThanTheHighWater) {
-    fanout_load load(100);
+TEST(FanoutLoad, BehindWhenMostSessionsAreLate) {
+    fanout_load load(100, 500ms);
     load.sessions_changed(4);
     load.session_over(true);
     load.session_over(true);
@@ -32,18 +32,18 @@ TEST(FanoutLoad, BehindWhenMostSessionsHoldMoreThanTheHighWater) {
 
 TEST(FanoutLoad, OneStuckClientDoesNotStopTheAuction) {
     // A client that stops reading grows only its own queue, until it is cut off at its bound.
-    fanout_load load(100);
+    fanout_load load(100, 500ms);
     load.sessions_changed(2);
     load.session_over(true);
     EXPECT_FALSE(load.behind()) << "one stuck client beside one healthy one";
-    fanout_load alone(100);
+    fanout_load alone(100, 500ms);
     alone.sessions_changed(1);
     alone.session_over(true);
     EXPECT_TRUE(alone.behind()) << "a lone client that does not read only refuses its own bids";
 }
 
 TEST(FanoutLoad, AnotherPodsPauseRefusesBidsUntilItEnds) {
-    fanout_load load(100);
+    fanout_load load(100, 500ms);
     load.sessions_changed(1);
     const auto now = fanout_load::clock::now();
     EXPECT_FALSE(load.refuse_bids(now));
@@ -55,7 +55,7 @@ TEST(FanoutLoad, AnotherPodsPauseRefusesBidsUntilItEnds) {
 }
 
 TEST(FanoutLoad, SignalsAtMostOncePerPeriod) {
-    fanout_load load(1);
+    fanout_load load(1, 500ms);
     const auto now = fanout_load::clock::now();
     EXPECT_TRUE(load.should_signal(now, 100ms));
     EXPECT_FALSE(load.should_signal(now + 50ms, 100ms));
