@@ -1,37 +1,52 @@
-// The one translation unit of bidding-bench that includes Beast and Asio: connections
-// (websocket::stream<beast::tcp_stream>), threads with one io_context each, timers.
+// The one translation unit of bidding-bench that includes Asio: connections on plain TCP sockets,
+// threads with one io_context each, timers. The WebSocket protocol is ws_frame.hpp's: this file
+// writes the upgrade request, reads the server's frames straight from the socket and writes
+// masked client frames.
+//
+// Reading: each thread has ONE 64 KiB read buffer shared by its connections. A connection waits
+// for readability (async_wait, edge-triggered epoll underneath), then reads with non-blocking
+// read_some into that buffer and hands every complete frame to its Handler before reading again;
+// only a frame cut by the end of a read is copied into the connection (ws::Reader). A read that
+// fills the buffer is followed by up to kReadsPerWakeup - 1 more, then the connection yields
+// (a post) so that one busy connection does not starve the others. A read shorter than the
+// buffer emptied the socket: waiting again is safe, new bytes raise a new edge.
+//
+// Writing: frames are appended to a per-connection buffer and written with a direct
+// non-blocking write_some; what the socket does not take is written by one async_write (one in
+// flight per connection), frames queued meanwhile go in the next one. Frames queued while a read
+// batch is handled (pongs, the bids a reply triggers) are gathered and written at its end.
 
 #include "client.hpp"
 
-#include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-#include <boost/beast/websocket.hpp>
+#include <boost/asio/write.hpp>
 
 #include <netinet/in.h>
 #include <netinet/ip.h>
 
-#include <deque>
 #include <mutex>
-#include <optional>
+#include <random>
 #include <thread>
+
+#include "ws_frame.hpp"
 
 namespace bench {
 namespace {
 
 namespace net = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
-namespace websocket = beast::websocket;
 using tcp = net::ip::tcp;
+using error_code = boost::system::error_code;
 
 #ifndef IP_BIND_ADDRESS_NO_PORT
 #define IP_BIND_ADDRESS_NO_PORT 24
 #endif
+
+constexpr size_t kReadBuffer = 64 * 1024;  // per thread
+constexpr int kReadsPerWakeup = 4;
+constexpr size_t kMaxResponseHead = 16 * 1024;
 
 // A counter written by one thread and read (approximately) by others.
 struct Counter {
@@ -67,7 +82,7 @@ public:
     explicit TimerImpl(net::io_context& ioc) : t_(ioc) {}
     void at(int64_t when, std::function<void()> fn) override {
         t_.expires_at(std::chrono::steady_clock::time_point(std::chrono::nanoseconds(when)));
-        t_.async_wait([fn = std::move(fn)](beast::error_code ec) {
+        t_.async_wait([fn = std::move(fn)](error_code ec) {
             if (!ec) fn();
         });
     }
@@ -83,24 +98,39 @@ class ConnImpl;
 struct Worker {
     // Every socket and timer of a worker is used on its thread only (other threads post to it), so
     // the reactor needs no locking: UNSAFE_IO (which also selects the one-thread scheduler paths).
-    explicit Worker(int i) : index(i), ioc(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO), guard(net::make_work_guard(ioc)) {}
+    Worker(int i, uint64_t seed)
+        : index(i), ioc(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO), guard(net::make_work_guard(ioc)),
+          rbuf(new char[kReadBuffer]), prng(seed | 1) {}
     int index;
     net::io_context ioc;
     net::executor_work_guard<net::io_context::executor_type> guard;
     std::thread thread;
     std::vector<std::shared_ptr<ConnImpl>> conns;  // registered here; started in order
     std::vector<std::unique_ptr<TimerImpl>> timers;  // destroyed before the io_context
+    std::unique_ptr<char[]> rbuf;  // the read buffer of all its connections
+    uint64_t prng;                 // masking and handshake keys (xorshift64*: not cryptographic)
     size_t next_to_start = 0;
     int inflight = 0;
     int limit = 1;
     bool connecting = false;
-    Counter messages, bytes, malformed, pings, binary;
+    Counter messages, bytes, malformed, pings, binary, protocol_errors;
+
+    uint64_t random64() {
+        prng ^= prng >> 12;
+        prng ^= prng << 25;
+        prng ^= prng >> 27;
+        return prng * 2685821657736338717ull;
+    }
 };
 
 class EngineImpl final : public Engine {
 public:
-    EngineImpl(int threads, std::vector<net::ip::address> sources) : sources_(std::move(sources)) {
-        for (int i = 0; i < threads; ++i) workers_.push_back(std::make_unique<Worker>(i));
+    EngineImpl(int threads, std::vector<net::ip::address> sources, int rcvbuf)
+        : sources_(std::move(sources)), rcvbuf_(rcvbuf) {
+        std::random_device rd;
+        for (int i = 0; i < threads; ++i)
+            workers_.push_back(std::make_unique<Worker>(i, (static_cast<uint64_t>(rd()) << 32) ^ rd() ^
+                                                               static_cast<uint64_t>(now_ns())));
     }
     ~EngineImpl() override { stop(); }
 
@@ -135,6 +165,7 @@ public:
             c.malformed += wk->malformed.get();
             c.pings += wk->pings.get();
             c.binary += wk->binary.get();
+            c.protocol_errors += wk->protocol_errors.get();
         }
         return c;
     }
@@ -146,6 +177,7 @@ public:
     const net::ip::address* source_for(size_t n) const {
         return sources_.empty() ? nullptr : &sources_[n % sources_.size()];
     }
+    int rcvbuf() const { return rcvbuf_; }
     std::atomic<int64_t> closes_pending{0};
 
 private:
@@ -154,6 +186,7 @@ private:
     std::vector<std::unique_ptr<Worker>> workers_;
     std::vector<Url> urls_;
     std::vector<net::ip::address> sources_;
+    int rcvbuf_ = 0;
     std::atomic<int64_t> registered_{0}, opened_{0}, failed_{0}, last_open_ns_{0};
     mutable std::mutex failures_mu_;
     std::map<std::string, int64_t> failures_;
@@ -165,14 +198,13 @@ private:
 class ConnImpl final : public Conn, public std::enable_shared_from_this<ConnImpl> {
 public:
     ConnImpl(EngineImpl& eng, Worker& wk, int url, int64_t auction, Handler* h, const net::ip::address* source)
-        : eng_(eng), wk_(wk), url_(url), auction_(auction), handler_(h), source_(source), ws_(wk.ioc) {}
+        : eng_(eng), wk_(wk), url_(url), auction_(auction), handler_(h), source_(source), sock_(wk.ioc) {}
 
     void send(std::string text) override {
         if (st_.load(std::memory_order_relaxed) != ConnState::open || closing_) return;
-        outq_.push_back(std::move(text));
-        if (!writing_) do_write();
+        queue_frame(ws::op_text, text);
     }
-    size_t queued() const override { return outq_.size(); }
+    size_t queued() const override { return pending_count_ + flight_count_; }
     ConnState state() const override { return st_.load(std::memory_order_acquire); }
     int worker() const override { return wk_.index; }
     int url_index() const override { return url_; }
@@ -181,20 +213,23 @@ public:
     void start() {
         st_.store(ConnState::connecting, std::memory_order_release);
         const Url& u = eng_.url_at(url_);
-        auto& sock = beast::get_lowest_layer(ws_).socket();
-        beast::error_code ec;
-        sock.open(u.endpoint.protocol(), ec);
+        error_code ec;
+        sock_.open(u.endpoint.protocol(), ec);
         if (ec) return fail("socket: " + ec.message());
+        if (eng_.rcvbuf() > 0) {
+            // Before connect(): the window scale is negotiated in the SYN.
+            sock_.set_option(net::socket_base::receive_buffer_size(eng_.rcvbuf()), ec);
+            if (ec) return fail("setsockopt SO_RCVBUF: " + ec.message());
+        }
         if (source_ != nullptr) {
             int one = 1;
             // Defer the choice of the local port to connect(): each source address then has its own
             // ephemeral port range per destination.
-            ::setsockopt(sock.native_handle(), IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
-            sock.bind(tcp::endpoint(*source_, 0), ec);
+            ::setsockopt(sock_.native_handle(), IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+            sock_.bind(tcp::endpoint(*source_, 0), ec);
             if (ec) return fail("bind " + source_->to_string() + ": " + ec.message());
         }
-        beast::get_lowest_layer(ws_).async_connect(
-            u.endpoint, [self = shared_from_this()](beast::error_code e) { self->on_connect(e); });
+        sock_.async_connect(u.endpoint, [self = shared_from_this()](error_code e) { self->on_connect(e); });
     }
 
     // The connect deadline: fail unless open.
@@ -209,7 +244,8 @@ public:
         fail(reason);
     }
 
-    // End of run: a close frame, then the read loop sees the server's close.
+    // End of run: a close frame (the messages not yet handed to the socket are dropped), then the
+    // read loop sees the server's close.
     void close_gracefully() {
         ConnState s = st_.load(std::memory_order_relaxed);
         if (s == ConnState::registered || s == ConnState::connecting) {
@@ -219,134 +255,207 @@ public:
         if (s != ConnState::open || closing_) return;
         closing_ = true;
         eng_.closes_pending.fetch_add(1);
-        ws_.async_close(websocket::close_code::normal, [self = shared_from_this()](beast::error_code) {
-            // The pending read completes too and reports the end; if it already has, drop the socket.
-            if (self->st_.load(std::memory_order_relaxed) != ConnState::open) self->drop_socket();
-        });
+        pending_.clear();
+        pending_count_ = 0;
+        queue_frame(ws::op_close, ws::close_payload(ws::close_normal));
+    }
+
+    // ws::Reader's sink: a complete message.
+    bool message(bool text, std::string_view raw) {
+        ConnState s = st_.load(std::memory_order_relaxed);
+        if (s == ConnState::failed || s == ConnState::closed) return false;
+        int64_t now = now_ns();
+        wk_.messages.add();
+        wk_.bytes.add(raw.size());
+        if (!text) {
+            wk_.binary.add();
+            return true;
+        }
+        if (!scan(raw, scan_)) {
+            wk_.malformed.add();
+            scan_ = Scan{};
+        }
+        if (s == ConnState::connecting) {
+            st_.store(ConnState::open, std::memory_order_release);
+            eng_.connect_done(wk_, true, {}, now);
+        }
+        if (scan_.type == "ping") {
+            wk_.pings.add();
+            static const std::string pong = R"({"type":"pong"})";
+            send(pong);
+        }
+        handler_->on_message(*this, scan_, raw, now);
+        s = st_.load(std::memory_order_relaxed);
+        return s != ConnState::failed && s != ConnState::closed;
+    }
+
+    // ws::Reader's sink: a ping, pong or close frame.
+    bool control(uint8_t opcode, std::string_view payload) {
+        if (opcode == ws::op_ping) {
+            queue_frame(ws::op_pong, payload);
+            return true;
+        }
+        if (opcode == ws::op_close) {
+            on_close_frame(payload);
+            return false;
+        }
+        return true;  // pong
     }
 
 private:
-    void on_connect(beast::error_code ec) {
+    bool finished() const {
+        ConnState s = st_.load(std::memory_order_relaxed);
+        return s == ConnState::failed || s == ConnState::closed;
+    }
+
+    void on_connect(error_code ec) {
         if (st_.load(std::memory_order_relaxed) != ConnState::connecting) return;
         if (ec) return fail("connect: " + ec.message());
-        beast::error_code ignored;
-        beast::get_lowest_layer(ws_).socket().set_option(tcp::no_delay(true), ignored);
-        ws_.set_option(websocket::stream_base::decorator(
-            [](websocket::request_type& req) { req.set(http::field::user_agent, "bidding-bench"); }));
-        ws_.auto_fragment(false);
-        ws_.secure_prng(false);  // masking keys need not be cryptographic in a load tool
-        ws_.read_message_max(64 * 1024 * 1024);
+        error_code ignored;
+        sock_.set_option(tcp::no_delay(true), ignored);
+        sock_.non_blocking(true, ec);
+        if (ec) return fail("socket: " + ec.message());
         const Url& u = eng_.url_at(url_);
-        response_ = std::make_unique<websocket::response_type>();
-        ws_.async_handshake(*response_, u.host_header, u.target(auction_),
-                            [self = shared_from_this()](beast::error_code e) { self->on_handshake(e); });
+        std::string key = ws::make_key(wk_.random64(), wk_.random64());
+        accept_ = ws::accept_key(key);
+        handshaking_ = true;
+        pending_ = ws::upgrade_request(u.target(auction_), u.host_header, key);
+        flush();
+        if (!finished()) wait_read();
     }
 
-    void on_handshake(beast::error_code ec) {
-        if (st_.load(std::memory_order_relaxed) != ConnState::connecting) return;
-        if (ec) {
-            std::string why = "handshake: " + ec.message();
-            if (ec == websocket::error::upgrade_declined && response_)
-                why = "handshake: HTTP " + std::to_string(response_->result_int());
-            return fail(why);
+    // ------------------------------------------------------------------ reading
+
+    void wait_read() {
+        sock_.async_wait(tcp::socket::wait_read, [self = shared_from_this()](error_code ec) {
+            if (self->finished()) return;
+            if (ec) return self->read_failed(ec);
+            self->read_now();
+        });
+    }
+
+    void read_now() {
+        for (int i = 0; i < kReadsPerWakeup; ++i) {
+            error_code ec;
+            size_t n = sock_.read_some(net::buffer(wk_.rbuf.get(), kReadBuffer), ec);
+            if (ec == net::error::would_block || ec == net::error::try_again) return wait_read();
+            if (ec) return read_failed(ec);
+            if (!on_bytes(wk_.rbuf.get(), n)) return;  // the connection ended
+            if (n < kReadBuffer) return wait_read();
         }
-        response_.reset();
-        do_read();
+        net::post(wk_.ioc, [self = shared_from_this()] {
+            if (!self->finished()) self->read_now();
+        });
     }
 
-    void do_read() {
-        ws_.async_read(buf_, [self = shared_from_this()](beast::error_code ec, std::size_t n) { self->on_read(ec, n); });
-    }
-
-    void on_read(beast::error_code ec, std::size_t n) {
-        ConnState s = st_.load(std::memory_order_relaxed);
-        if (s == ConnState::failed || s == ConnState::closed) return;
-        int64_t now = now_ns();
-        if (ec) return ended(ec, now);
-        wk_.messages.add();
-        wk_.bytes.add(n);
-        auto data = buf_.cdata();
-        std::string_view raw(static_cast<const char*>(data.data()), data.size());
-        if (!ws_.got_text()) {
-            wk_.binary.add();
-        } else {
-            if (!scan(raw, scan_)) {
-                wk_.malformed.add();
-                scan_ = Scan{};
-            }
-            if (s == ConnState::connecting) {
-                st_.store(ConnState::open, std::memory_order_release);
-                eng_.connect_done(wk_, true, {}, now);
-            }
-            if (scan_.type == "ping") {
-                wk_.pings.add();
-                static const std::string pong = R"({"type":"pong"})";
-                send(pong);
-            }
-            handler_->on_message(*this, scan_, raw, now);
+    // False when the connection ended.
+    bool on_bytes(const char* data, size_t n) {
+        if (handshaking_) return on_response_bytes(data, n);
+        in_batch_ = true;
+        ws::Reader::Result r = reader_.feed(data, n, *this);
+        in_batch_ = false;
+        if (r == ws::Reader::Result::error) {
+            protocol_error();
+            return false;
         }
-        buf_.consume(buf_.size());
-        if (first_) {
-            first_ = false;
-            buf_.shrink_to_fit();  // initial_state may be large; later messages are small
+        if (r == ws::Reader::Result::stopped || finished()) return false;
+        if (flush_due_) {
+            flush_due_ = false;
+            flush();
         }
-        do_read();
+        return !finished();
     }
 
-    void do_write() {
-        writing_ = true;
-        ws_.text(true);
-        ws_.async_write(net::buffer(outq_.front()),
-                        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_write(ec); });
-    }
-
-    void on_write(beast::error_code ec) {
-        writing_ = false;
-        if (ec) {
-            outq_.clear();
-            return;
+    bool on_response_bytes(const char* data, size_t n) {
+        size_t from = hs_.size() >= 3 ? hs_.size() - 3 : 0;
+        hs_.append(data, n);
+        size_t end = hs_.find("\r\n\r\n", from);
+        if (end == std::string::npos) {
+            if (hs_.size() <= kMaxResponseHead) return true;
+            fail("handshake: response header too large");
+            return false;
         }
-        outq_.pop_front();
-        if (!outq_.empty() && !closing_) do_write();
+        end += 4;
+        std::string why = ws::check_upgrade_response(std::string_view(hs_).substr(0, end), accept_);
+        if (!why.empty()) {
+            fail("handshake: " + why);
+            return false;
+        }
+        handshaking_ = false;
+        std::string rest = hs_.substr(end);  // the first frames, when they came with the response
+        std::string().swap(hs_);
+        std::string().swap(accept_);
+        return rest.empty() || on_bytes(rest.data(), rest.size());
     }
 
-    void ended(beast::error_code ec, int64_t now) {
-        ConnState before = st_.load(std::memory_order_relaxed);
+    void read_failed(error_code ec) {
+        if (handshaking_) {
+            return fail(ec == net::error::eof ? std::string("handshake: end of stream") : "handshake: " + ec.message());
+        }
         CloseInfo info;
-        info.was_open = before == ConnState::open;
-        info.by_us = closing_;
-        if (ec == websocket::error::closed) {
-            info.kind = "close_frame";
-            info.code = static_cast<int>(ws_.reason().code);
-            info.reason = std::string(ws_.reason().reason.c_str());
-        } else if (ec == net::error::eof || ec == http::error::end_of_stream) {
+        if (ec == net::error::eof) {
             info.kind = "eof";
-            info.reason = ec.message();
         } else if (ec == net::error::connection_reset || ec == net::error::broken_pipe) {
             info.kind = "reset";
-            info.reason = ec.message();
         } else {
             info.kind = "error";
-            info.reason = ec.message();
         }
+        info.reason = ec.message();
+        finish(info, false);
+    }
+
+    void on_close_frame(std::string_view payload) {
+        CloseInfo info;
+        info.kind = "close_frame";
+        info.code = ws::close_no_status;
+        if (payload.size() >= 2) {
+            info.code = (static_cast<uint8_t>(payload[0]) << 8) | static_cast<uint8_t>(payload[1]);
+            info.reason = std::string(payload.substr(2));
+        }
+        if (!close_sent_) {
+            // Echo the code (RFC 6455 5.5.1); a close without one is answered without one.
+            queue_frame(ws::op_close, payload.size() >= 2 ? ws::close_payload(info.code) : std::string());
+            flush();
+        }
+        finish(info, true);
+    }
+
+    void protocol_error() {
+        wk_.protocol_errors.add();
+        if (!close_sent_) {
+            queue_frame(ws::op_close, ws::close_payload(reader_.error_close_code()));
+            flush();
+        }
+        CloseInfo info;
+        info.kind = "error";
+        info.reason = "protocol error: " + reader_.error();
+        finish(info, true);
+    }
+
+    // The end of a connection that got past connecting (or failed during it). `linger`: the
+    // socket is closed once the frames queued (a close frame) are written.
+    void finish(CloseInfo& info, bool linger) {
+        int64_t now = now_ns();
+        info.was_open = st_.load(std::memory_order_relaxed) == ConnState::open;
+        info.by_us = closing_;
         if (!info.was_open) {
             // Ended before its first message: a connect failure (e.g. close 4004 bid not found).
             std::string why = info.kind == "close_frame"
                                   ? "closed before the first message: " + std::to_string(info.code) +
                                         (info.reason.empty() ? "" : " " + info.reason)
                                   : "ended before the first message: " + info.reason;
-            return fail(why);
+            return fail(why, linger);
         }
         st_.store(ConnState::closed, std::memory_order_release);
         if (closing_) eng_.closes_pending.fetch_sub(1);
-        drop_socket();
+        drop_socket(linger);
         handler_->on_closed(*this, info, now);
     }
 
-    void fail(const std::string& why) {
+    void fail(const std::string& why, bool linger = false) {
         bool counted = st_.load(std::memory_order_relaxed) == ConnState::connecting;
         st_.store(ConnState::failed, std::memory_order_release);
-        drop_socket();
+        drop_socket(linger);
         if (counted) report_failure(why, true);
     }
 
@@ -359,12 +468,68 @@ private:
         handler_->on_closed(*this, info, now_ns());
     }
 
-    void drop_socket() {
-        beast::error_code ignored;
-        auto& sock = beast::get_lowest_layer(ws_).socket();
-        if (sock.is_open()) {
-            sock.shutdown(tcp::socket::shutdown_both, ignored);
-            sock.close(ignored);
+    // ------------------------------------------------------------------ writing
+
+    void queue_frame(uint8_t opcode, std::string_view payload) {
+        if (close_sent_) return;  // nothing may follow a close frame
+        ws::append_client_frame(pending_, opcode, payload, static_cast<uint32_t>(wk_.random64() >> 32));
+        if (opcode == ws::op_close) close_sent_ = true;
+        if (opcode == ws::op_text) ++pending_count_;
+        if (in_batch_) flush_due_ = true;  // written at the end of the read batch
+        else flush();
+    }
+
+    // Writes what is pending: directly when the socket takes it, else with one async_write.
+    void flush() {
+        if (writing_ || pending_.empty() || !sock_.is_open()) return;
+        error_code ec;
+        size_t n = sock_.write_some(net::buffer(pending_), ec);
+        if (ec == net::error::would_block || ec == net::error::try_again) {
+            n = 0;
+            ec = {};
+        }
+        if (ec) return write_failed();
+        if (n == pending_.size()) {
+            pending_.clear();
+            pending_count_ = 0;
+            if (close_after_write_) drop_socket(false);
+            return;
+        }
+        flight_.assign(pending_, n);
+        flight_count_ = pending_count_;
+        pending_.clear();
+        pending_count_ = 0;
+        writing_ = true;
+        net::async_write(sock_, net::buffer(flight_),
+                         [self = shared_from_this()](error_code e, std::size_t) { self->on_write(e); });
+    }
+
+    void on_write(error_code ec) {
+        writing_ = false;
+        flight_.clear();
+        flight_count_ = 0;
+        if (ec) return write_failed();
+        if (!pending_.empty()) return flush();
+        if (close_after_write_) drop_socket(false);
+    }
+
+    // The read side sees the error; what was queued is dropped.
+    void write_failed() {
+        pending_.clear();
+        pending_count_ = 0;
+        if (close_after_write_) drop_socket(false);
+    }
+
+    void drop_socket(bool after_write) {
+        if (after_write && (writing_ || !pending_.empty())) {
+            close_after_write_ = true;
+            return;
+        }
+        close_after_write_ = false;
+        error_code ignored;
+        if (sock_.is_open()) {
+            sock_.shutdown(tcp::socket::shutdown_both, ignored);
+            sock_.close(ignored);
         }
     }
 
@@ -374,15 +539,21 @@ private:
     int64_t auction_;
     Handler* handler_;
     const net::ip::address* source_;
-    websocket::stream<beast::tcp_stream> ws_;
-    beast::flat_buffer buf_;
-    std::unique_ptr<websocket::response_type> response_;
-    std::deque<std::string> outq_;
+    tcp::socket sock_;
+    ws::Reader reader_;
+    std::string hs_;        // the handshake response so far
+    std::string accept_;    // the Sec-WebSocket-Accept expected
+    std::string pending_;   // frames not yet handed to the socket
+    std::string flight_;    // the bytes of the async_write in flight
+    size_t pending_count_ = 0, flight_count_ = 0;  // text messages in them
     Scan scan_;
     std::atomic<ConnState> st_{ConnState::registered};
+    bool handshaking_ = false;
     bool writing_ = false;
-    bool closing_ = false;
-    bool first_ = true;
+    bool closing_ = false;     // we sent (or are sending) the end-of-run close
+    bool close_sent_ = false;  // a close frame is queued or written: nothing more is
+    bool close_after_write_ = false;
+    bool in_batch_ = false, flush_due_ = false;
 };
 
 int EngineImpl::add_url(const std::string& text, std::string& error) {
@@ -431,7 +602,7 @@ int EngineImpl::add_url(const std::string& text, std::string& error) {
     u.host_header = authority;
     net::io_context ioc;
     tcp::resolver resolver(ioc);
-    beast::error_code ec;
+    error_code ec;
     auto results = resolver.resolve(host, port, ec);
     if (ec || results.empty()) {
         error = "cannot resolve " + host + ":" + port + ": " + (ec ? ec.message() : std::string("no address"));
@@ -564,10 +735,11 @@ void EngineImpl::stop() {
 
 }  // namespace
 
-std::unique_ptr<Engine> Engine::create(int threads, const std::vector<std::string>& sources, std::string& error) {
+std::unique_ptr<Engine> Engine::create(int threads, const std::vector<std::string>& sources, int rcvbuf,
+                                       std::string& error) {
     std::vector<net::ip::address> addrs;
     for (const auto& s : sources) {
-        beast::error_code ec;
+        error_code ec;
         auto a = net::ip::make_address(s, ec);
         if (ec) {
             error = "--sources: \"" + s + "\" is not an IP address";
@@ -579,7 +751,7 @@ std::unique_ptr<Engine> Engine::create(int threads, const std::vector<std::strin
         }
         addrs.push_back(a);
     }
-    return std::make_unique<EngineImpl>(threads, std::move(addrs));
+    return std::make_unique<EngineImpl>(threads, std::move(addrs), rcvbuf);
 }
 
 }  // namespace bench

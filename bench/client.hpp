@@ -1,14 +1,16 @@
 #pragma once
 // WebSocket client connections and the threads that run them, behind an interface without
-// Beast or Asio types: client.cpp is the one translation unit that includes Beast/Asio.
+// Asio types: client.cpp is the one translation unit that includes Asio (the WebSocket framing
+// and handshake are ws_frame.hpp's, on plain TCP sockets).
 //
 // An Engine owns N threads, each running its own io_context. Connections are registered with a
 // URL, an auction id, a thread and a Handler; connect_all() opens them with a bound on the
 // handshakes in flight. A connection counts as open when its FIRST message arrives. Every
 // callback of a connection (Handler methods) and every Timer/post callback given for a thread
 // runs on that thread; Conn::send() must be called there too.
-// A connection answers the server's {"type":"ping"} with {"type":"pong"} by itself (and Beast
-// answers control-frame pings).
+// A connection answers the server's {"type":"ping"} with {"type":"pong"} by itself, and
+// control-frame pings with a pong frame. A frame breaking RFC 6455 (masked, bad opcode, ...)
+// ends the connection with close code 1002 (kind "error", counted in protocol_errors).
 
 #include <atomic>
 #include <chrono>
@@ -77,13 +79,15 @@ struct ConnectProgress {
 };
 
 struct EngineCounters {
-    uint64_t messages = 0, bytes = 0, malformed = 0, pings = 0, binary = 0;
+    uint64_t messages = 0, bytes = 0, malformed = 0, pings = 0, binary = 0, protocol_errors = 0;
 };
 
 class Engine {
 public:
     // `sources`: local addresses to bind before connecting (round-robin); empty: the kernel picks.
-    static std::unique_ptr<Engine> create(int threads, const std::vector<std::string>& sources, std::string& error);
+    // `rcvbuf` > 0: SO_RCVBUF of every client socket, set before connecting; 0: the kernel's.
+    static std::unique_ptr<Engine> create(int threads, const std::vector<std::string>& sources, int rcvbuf,
+                                          std::string& error);
     virtual ~Engine() = default;
 
     // Parses ws://HOST[:PORT][/PATH] and resolves HOST; the index, or -1 with `error`.

@@ -11,6 +11,7 @@
 #include "report.hpp"
 #include "scanner.hpp"
 #include "scenarios.hpp"
+#include "ws_frame.hpp"
 
 #ifndef BIDDING_BENCH_VERSION
 #define BIDDING_BENCH_VERSION "dev"
@@ -43,8 +44,9 @@ void hot_path_speed() {
 
 int self_test() {
     int failures = bench::scanner_self_test() + bench::histogram_self_test() + bench::report_self_test() +
-                   bench::scenarios_self_test();
+                   bench::scenarios_self_test() + bench::wsframe_self_test();
     hot_path_speed();
+    bench::wsframe_speed();
     if (failures == 0) std::printf("self-test: all checks passed\n");
     else std::printf("self-test: %d checks failed\n", failures);
     return failures == 0 ? 0 : 1;

@@ -53,6 +53,9 @@ connection options (all scenarios):
   --sources A,B,...         bind client sockets to these local addresses, round-robin (e.g.
                             127.0.0.1,127.0.0.2: more than ~28,000 connections to one port)
   --threads N               client threads, one io_context each (default 1)
+  --rcvbuf BYTES            SO_RCVBUF of every client socket, set before connecting (default:
+                            the kernel's, autotuned); Linux doubles the value and caps it at
+                            net.core.rmem_max
   --concurrency N           connection handshakes in flight at once (default 500)
   --connect-timeout S       bound of the connect phase, seconds (default 30): a connection
                             without its first message by then counts as failed ("timeout")
@@ -90,7 +93,8 @@ reports:
   --quiet                   no progress lines on stderr (the final table is still printed)
 
 other:
-  --self-test               run the unit checks of the scanner, histogram and report; exit 0/1
+  --self-test               run the unit checks of the scanner, histogram, report and WebSocket
+                            frame parser, and print their speed; exit 0/1
   --help, --version
 
 Exit code: 0 when the run completed (whatever its figures), 2 for bad usage, 1 when it could
@@ -222,6 +226,8 @@ ParseResult parse_options(int argc, char** argv, Options& o, std::string& error)
         } else if (arg == "--threads") {
             if (!get_int(n, 1, 256)) return ParseResult::usage_error;
             o.threads = static_cast<int>(n);
+        } else if (arg == "--rcvbuf") {
+            if (!get_int(o.rcvbuf, 1024, 1 << 30)) return ParseResult::usage_error;
         } else if (arg == "--concurrency") {
             if (!get_int(n, 1, 1'000'000)) return ParseResult::usage_error;
             o.concurrency = static_cast<int>(n);

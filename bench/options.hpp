@@ -19,6 +19,7 @@ struct Options {
     int64_t first_auction = 1, last_auction = 1;  // many
     std::vector<std::string> sources;     // local addresses to bind before connecting
     int threads = 1;
+    int64_t rcvbuf = 0;                   // SO_RCVBUF of client sockets; 0: the kernel's
     double duration = 5, settle = 5, connect_timeout = 30, hold = 5, reply_timeout = 5;
     int concurrency = 500;
     int64_t connections = 1000;           // idle

@@ -599,7 +599,7 @@ Bidder& Run::add_bidder(AuctionState& a, Mode mode, PriceSource ps) {
 
 int Run::setup() {
     std::string error;
-    engine_ = Engine::create(o_.threads, o_.sources, error);
+    engine_ = Engine::create(o_.threads, o_.sources, static_cast<int>(o_.rcvbuf), error);
     if (!engine_) return fail(error);
     for (const auto& u : o_.urls)
         if (engine_->add_url(u, error) < 0) return fail(error);
@@ -850,6 +850,7 @@ int Run::execute() {
             for (const auto& x : o_.sources) s.push(x);
             c["sources"] = s;
         }
+        if (o_.rcvbuf > 0) c["rcvbuf"] = o_.rcvbuf;
         switch (o_.scenario) {
             case Scenario::idle:
                 c["connections"] = o_.connections;
@@ -1089,6 +1090,7 @@ void Run::finish_and_report() {
         m["malformed"] = ec.malformed;
         m["pings"] = ec.pings;
         m["binary"] = ec.binary;
+        m["protocol_errors"] = ec.protocol_errors;
         report_["messages"] = m;
     }
     report_["interrupted"] = g_interrupted.load();
