@@ -4,10 +4,14 @@
 #include <bidding/http_routes.hpp>
 #include <bidding/http_session.hpp>
 #include <bidding/websocket_session.hpp>
+#include <bidding/ws_frames.hpp>
 
+#include <boost/asio/strand.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <spdlog/spdlog.h>
+
+#include <unistd.h>
 
 namespace bidding {
 
@@ -26,8 +30,9 @@ std::int64_t unix_now() {
 }
 }  // namespace
 
-http_session::http_session(net::ip::tcp::socket&& socket, std::shared_ptr<server_context> ctx)
-    : stream_(std::move(socket)), ctx_(std::move(ctx)) {}
+http_session::http_session(net::ip::tcp::socket&& socket, std::shared_ptr<server_context> ctx,
+                           net::io_context& sessions)
+    : stream_(std::move(socket)), ctx_(std::move(ctx)), sessions_(sessions) {}
 
 void http_session::run() { do_read(); }
 
@@ -71,11 +76,41 @@ void http_session::on_read(beast::error_code ec, std::size_t) {
             reply(503, R"({"error":"draining","message":"server is shutting down"})", false, "application/json");
             return;
         }
+        // RFC 6455 4.2.1: version 13 only (426 names it), a key that is base64 of 16 bytes.
+        if (req[http::field::sec_websocket_version] != "13") {
+            reply(426, error_body("upgrade_required", "Sec-WebSocket-Version must be 13"), false, "application/json",
+                  {{"Sec-WebSocket-Version", "13"}});
+            return;
+        }
+        auto accept = websocket_accept_key(req[http::field::sec_websocket_key]);
+        if (!accept) {
+            reply(400, error_body("bad_request", "Sec-WebSocket-Key must be the base64 of 16 bytes"), false,
+                  "application/json");
+            return;
+        }
         auto identity = decide_identity(query_param(req.target(), "token"), ctx_->cfg.secret_key,
                                         ctx_->cfg.auth_required, unix_now());
-        std::make_shared<websocket_session>(stream_.release_socket(), ctx_, decision.id, decision.since,
-                                            std::move(identity))
-            ->run(std::move(req));
+        // Bytes the client sent right after its request (its first frames) are the session's.
+        const auto early = buffer_.cdata();
+        std::string early_bytes(static_cast<const char*>(early.data()), early.size());
+        buffer_.consume(buffer_.size());
+        stream_.expires_never();
+        // The connection moves to the sessions' io_context, with a strand of its own there.
+        auto front = stream_.release_socket();
+        net::ip::tcp::socket moved(net::make_strand(sessions_));
+        const auto protocol = front.local_endpoint(ec).protocol();
+        const auto native = front.release(ec);
+        if (ec) {
+            return;
+        }
+        moved.assign(protocol, native, ec);
+        if (ec) {
+            ::close(native);
+            return;
+        }
+        std::make_shared<websocket_session>(std::move(moved), ctx_, decision.id, decision.since,
+                                            std::move(identity), std::move(*accept), std::move(early_bytes))
+            ->run();
         return;
     }
     // The page and the API answer only for ALLOWED_HOSTS, as Django does (400).

@@ -14,8 +14,9 @@ namespace {
 constexpr int send_buffer_bytes = 64 * 1024;  // the kernel doubles it for its bookkeeping
 }  // namespace
 
-listener::listener(net::io_context& ioc, net::ip::tcp::endpoint endpoint, std::shared_ptr<server_context> ctx)
-    : ioc_(ioc), acceptor_(net::make_strand(ioc)), retry_timer_(acceptor_.get_executor()), ctx_(std::move(ctx)) {
+listener::listener(net::io_context& ioc, net::io_context& sessions, net::ip::tcp::endpoint endpoint,
+                   std::shared_ptr<server_context> ctx)
+    : ioc_(ioc), sessions_(sessions), acceptor_(net::make_strand(ioc)), retry_timer_(acceptor_.get_executor()), ctx_(std::move(ctx)) {
     acceptor_.open(endpoint.protocol());
     acceptor_.set_option(net::socket_base::reuse_address(true));
     if (endpoint.address().is_v6()) {
@@ -63,7 +64,7 @@ void listener::on_accept(beast::error_code ec, net::ip::tcp::socket socket) {
     // 4 MiB in the kernel before MAX_SEND_QUEUE_BYTES even starts to count (and 20,000 of them
     // would tie up gigabytes of kernel memory).
     socket.set_option(net::socket_base::send_buffer_size(send_buffer_bytes), ignored);
-    std::make_shared<http_session>(std::move(socket), ctx_)->run();
+    std::make_shared<http_session>(std::move(socket), ctx_, sessions_)->run();
     do_accept();
 }
 

@@ -122,6 +122,8 @@ int run_server(const config& cfg) {
         return extra;
     };
     net::io_context ioc(static_cast<int>(threads));
+    // Accepting and plain HTTP on a thread of their own (see listener).
+    net::io_context front(1);
 
     session_registry::hooks hooks;
     if (bus) {
@@ -164,7 +166,8 @@ int run_server(const config& cfg) {
     };
     registry.set_hooks(std::move(hooks));
 
-    auto acceptor = std::make_shared<listener>(ioc, net::ip::tcp::endpoint(net::ip::address_v6::any(), cfg.port), ctx);
+    auto acceptor =
+        std::make_shared<listener>(front, ioc, net::ip::tcp::endpoint(net::ip::address_v6::any(), cfg.port), ctx);
     acceptor->run();
     closes.start();
     if (bus) {
@@ -211,10 +214,12 @@ int run_server(const config& cfg) {
             if (bus) {
                 bus->stop(std::max(remaining(), std::chrono::milliseconds(0)));
             }
+            front.stop();
             ioc.stop();
         });
     });
 
+    std::thread front_thread([&front] { front.run(); });
     std::vector<std::thread> pool;
     pool.reserve(threads - 1);
     for (std::size_t i = 1; i < threads; ++i) {
@@ -224,6 +229,8 @@ int run_server(const config& cfg) {
     for (auto& t : pool) {
         t.join();
     }
+    front.stop();
+    front_thread.join();
     if (drainer.joinable()) {
         drainer.join();
     }

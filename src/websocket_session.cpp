@@ -5,15 +5,14 @@
 #include <bidding/websocket_session.hpp>
 
 #include <boost/asio/post.hpp>
-#include <boost/beast/core/bind_handler.hpp>
-#include <boost/beast/websocket.hpp>
+#include <boost/asio/write.hpp>
 #include <spdlog/spdlog.h>
+
+#include <array>
+#include <span>
 
 namespace bidding {
 
-namespace beast = boost::beast;
-namespace websocket = beast::websocket;
-namespace http = beast::http;
 namespace net = boost::asio;
 
 namespace {
@@ -23,36 +22,45 @@ const shared_text& ping_message() {
     return ping;
 }
 
-websocket::close_reason reason(std::uint16_t code, const char* text) {
-    websocket::close_reason r(code);
-    r.reason = text;
-    return r;
+std::string peer_of(const net::ip::tcp::socket& socket) {
+    boost::system::error_code ec;
+    const auto ep = socket.remote_endpoint(ec);
+    if (ec) {
+        return {};
+    }
+    auto addr = ep.address();
+    if (addr.is_v6() && addr.to_v6().is_v4_mapped()) {
+        addr = net::ip::make_address_v4(net::ip::v4_mapped, addr.to_v6());  // the dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d
+    }
+    return addr.to_string() + ":" + std::to_string(ep.port());
 }
+
+// One read buffer per socket thread, not per connection: a read's bytes are parsed (and copied
+// where they must be kept) before the handler returns.
+constexpr std::size_t read_chunk = 64 * 1024;
+thread_local std::array<char, read_chunk> read_buffer;
 
 }  // namespace
 
 websocket_session::websocket_session(net::ip::tcp::socket&& socket, std::shared_ptr<server_context> ctx,
-                                     auction_id id, std::optional<seq_t> since, ws_identity identity)
-    : ws_(std::move(socket)),
+                                     auction_id id, std::optional<seq_t> since, ws_identity identity,
+                                     std::string accept_key, std::string early_bytes)
+    : socket_(std::move(socket)),
       ctx_(std::move(ctx)),
       auction_(id),
       since_(since),
       identity_(std::move(identity)),
+      response_("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                "Sec-WebSocket-Accept: " +
+                accept_key + "\r\nServer: bidding-server\r\n\r\n"),
+      early_(std::move(early_bytes)),
       bid_rate_(ctx_->cfg.bid_rate_limit, ctx_->cfg.bid_burst),
-      heartbeat_timer_(ws_.get_executor()),
-      send_timer_(ws_.get_executor()),
+      peer_(peer_of(socket_)),
+      heartbeat_timer_(socket_.get_executor()),
+      send_timer_(socket_.get_executor()),
+      parser_(ctx_->cfg.max_message_bytes),
       feed_(ctx_->cfg.max_send_queue_bytes),
-      queue_(ctx_->cfg.max_send_queue_bytes) {
-    beast::error_code ec;
-    const auto ep = beast::get_lowest_layer(ws_).socket().remote_endpoint(ec);
-    if (!ec) {
-        auto addr = ep.address();
-        if (addr.is_v6() && addr.to_v6().is_v4_mapped()) {
-            addr = net::ip::make_address_v4(net::ip::v4_mapped, addr.to_v6());  // the dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d
-        }
-        peer_ = addr.to_string() + ":" + std::to_string(ep.port());
-    }
-}
+      queue_(ctx_->cfg.max_send_queue_bytes) {}
 
 websocket_session::~websocket_session() {
     if (load_ && lagging_) {
@@ -67,39 +75,36 @@ websocket_session::~websocket_session() {
     spdlog::debug("connection closed: {} auction {}", peer_, auction_);
 }
 
-void websocket_session::run(http::request<http::string_body> req) {
-    // The websocket stream's own timeouts replace the tcp_stream's: handshakes (opening and
-    // closing) are bounded; idleness is judged by the application heartbeat instead.
-    beast::get_lowest_layer(ws_).expires_never();
-    websocket::stream_base::timeout opt{};
-    opt.handshake_timeout = std::chrono::seconds(10);
-    opt.idle_timeout = websocket::stream_base::none();
-    opt.keep_alive_pings = false;
-    ws_.set_option(opt);
-    ws_.set_option(websocket::stream_base::decorator(
-        [](websocket::response_type& res) { res.set(http::field::server, "bidding-server"); }));
-    ws_.read_message_max(ctx_->cfg.max_message_bytes);
-    ws_.async_accept(req, beast::bind_front_handler(&websocket_session::on_accept, shared_from_this()));
+void websocket_session::run() {
+    boost::system::error_code ec;
+    socket_.non_blocking(true, ec);  // reads drain the socket until it would block
+    // The opening handshake is bounded like the close: a client that takes no bytes is dropped.
+    close_deadline_ = clock::now() + std::chrono::seconds(10);
+    arm_send_watch(close_deadline_);
+    net::async_write(socket_, net::buffer(response_),
+                     [self = shared_from_this()](error_code_t e, std::size_t) { self->on_accept(e); });
 }
 
-void websocket_session::on_accept(beast::error_code ec) {
-    if (ec) {
+void websocket_session::on_accept(error_code_t ec) {
+    response_ = std::string();
+    if (ec || phase_ != phase::handshake) {
         spdlog::debug("websocket handshake failed: {} {}", peer_, ec.message());
-        phase_ = phase::closed;
+        finish();
         return;
     }
+    // The handshake's watch stays armed: when it fires it checks whatever is due then.
     spdlog::debug("connection opened: {} auction {}", peer_, auction_);
     ctx_->stats.connection_opened();
     counted_ = true;
     if (ctx_->draining) {
         phase_ = phase::live;  // so that close() proceeds
-        close(reason(1012, "server shutdown"));
+        close(1012, "server shutdown");
         return;
     }
     if (identity_.refused) {
         spdlog::debug("unauthorized: {} auction {}", peer_, auction_);
         phase_ = phase::live;
-        close(reason(4001, "unauthorized"));
+        close(4001, "unauthorized");
         return;
     }
     // Join before reading the snapshot: a bid committed after the read is then surely
@@ -121,11 +126,11 @@ void websocket_session::on_accept(beast::error_code ec) {
                 spdlog::debug("cannot load auction {}: {}", self->auction_, e.what());
                 result.unavailable = true;
             }
-            net::post(self->ws_.get_executor(),
+            net::post(self->socket_.get_executor(),
                       [self, result = std::move(result)]() mutable { self->on_snapshot(std::move(result)); });
         },
         [self](db_pool::refusal) {
-            net::post(self->ws_.get_executor(), [self] { self->on_snapshot(snapshot_result{std::nullopt, true}); });
+            net::post(self->socket_.get_executor(), [self] { self->on_snapshot(snapshot_result{std::nullopt, true}); });
         },
         clock::now() + ctx_->cfg.db_timeout - ctx_->cfg.db_timeout / 10});
     if (!queued) {
@@ -139,16 +144,16 @@ void websocket_session::on_snapshot(snapshot_result result) {
     }
     phase_ = phase::live;
     if (result.unavailable) {
-        close(reason(1013, "try again later"));
+        close(1013, "try again later");
         return;
     }
     if (!result.snapshot) {
-        close(reason(4004, "bid not found"));
+        close(4004, "bid not found");
         return;
     }
     const auto& snap = *result.snapshot;
     if (snap.info.status != auction_status::open) {
-        close(reason(4003, "bid closed"));
+        close(4003, "bid closed");
         return;
     }
     send(make_shared_text(since_ ? serialize_initial_state(snap.info, snap.entries, *since_, snap.truncated)
@@ -158,41 +163,103 @@ void websocket_session::on_snapshot(snapshot_result result) {
     touch();
     next_ping_ = clock::now() + ctx_->cfg.heartbeat_interval;
     arm_heartbeat();
+    if (!early_.empty()) {
+        const auto early = std::move(early_);
+        early_.clear();
+        process(early);
+    }
     do_read();
 }
 
 void websocket_session::do_read() {
-    if (reading_ || phase_ != phase::live) {
+    if (reading_ || phase_ == phase::closed || phase_ == phase::handshake || parser_.done()) {
         return;
     }
     reading_ = true;
-    ws_.async_read(buffer_, beast::bind_front_handler(&websocket_session::on_read, shared_from_this()));
+    socket_.async_wait(net::ip::tcp::socket::wait_read,
+                       [self = shared_from_this()](error_code_t ec) { self->on_readable(ec); });
 }
 
-void websocket_session::on_read(beast::error_code ec, std::size_t) {
+void websocket_session::on_readable(error_code_t ec) {
     reading_ = false;
     if (ec) {
-        if (ec == websocket::error::message_too_big) {
-            // Beast has already closed the connection with 1009.
-            spdlog::debug("frame over MAX_MESSAGE_BYTES from {}: closed with 1009", peer_);
-        } else if (ec != websocket::error::closed && ec != net::error::operation_aborted) {
-            spdlog::debug("read failed: {} {}", peer_, ec.message());
-        }
         finish();
         return;
     }
-    if (phase_ != phase::live) {
+    // A few reads per turn at most, so that one busy client does not hold the thread.
+    for (int round = 0; round < 4 && phase_ != phase::closed && !parser_.done(); ++round) {
+        error_code_t rec;
+        const auto n = socket_.read_some(net::buffer(read_buffer), rec);
+        if (rec == net::error::would_block || rec == net::error::try_again) {
+            break;
+        }
+        if (rec) {
+            if (rec != net::error::eof && rec != net::error::connection_reset) {
+                spdlog::debug("read failed: {} {}", peer_, rec.message());
+            }
+            finish();  // the client went away without a close frame
+            return;
+        }
+        process(std::string_view(read_buffer.data(), n));
+        if (n < read_buffer.size()) {
+            break;
+        }
+    }
+    do_read();
+}
+
+void websocket_session::process(std::string_view bytes) {
+    events_.clear();
+    parser_.feed(bytes, events_);
+    for (auto& event : events_) {
+        if (phase_ == phase::closed) {
+            return;
+        }
+        on_event(event);
+    }
+}
+
+void websocket_session::on_event(ws_event& event) {
+    switch (event.what) {
+    case ws_event::kind::text:
+        if (phase_ == phase::live) {
+            ctx_->stats.message_in();
+            handle_text(event.payload);
+        }
+        return;
+    case ws_event::kind::binary:
+        if (phase_ == phase::live) {
+            ctx_->stats.message_in();
+            reject(error_code::unsupported, "binary frames are not supported", std::nullopt);
+        }
+        return;
+    case ws_event::kind::ping:
+        if (phase_ == phase::live || phase_ == phase::loading) {
+            if (!queue_.push_control(make_shared_text(std::move(event.payload)), ws_opcode::pong, clock::now())) {
+                slow_consumer();  // pings it does not read the answers to
+            } else if (!queue_.writing()) {
+                do_write();
+            }
+        }
+        return;
+    case ws_event::kind::pong:
+        return;  // an answer to nothing we sent: allowed (unsolicited pongs are heartbeats)
+    case ws_event::kind::close:
+        peer_closed_ = true;
+        if (close_queued_) {
+            if (close_written_) {
+                finish();  // the closing handshake is complete
+            }
+            return;  // our close frame is on its way; the end follows its write
+        }
+        // Echo the client's code (none when it sent none).
+        close_now(event.code, {});
+        return;
+    case ws_event::kind::error:
+        spdlog::debug("protocol error from {}: {} (close {})", peer_, event.payload, event.code);
+        close_now(event.code, event.payload);
         return;
     }
-    ctx_->stats.message_in();
-    if (!ws_.got_text()) {
-        reject(error_code::unsupported, "binary frames are not supported", std::nullopt);
-    } else {
-        const auto data = buffer_.cdata();
-        handle_text(std::string_view(static_cast<const char*>(data.data()), data.size()));
-    }
-    buffer_.consume(buffer_.size());
-    do_read();
 }
 
 void websocket_session::reject(error_code code, std::string_view message, const std::optional<std::string>& ref) {
@@ -237,7 +304,7 @@ void websocket_session::handle_text(std::string_view text) {
     }
     ++bids_in_flight_;
     ctx_->bids.submit(auction_, std::move(bid), now, [self = shared_from_this()](seq_t accepted_seq, shared_text reply) {
-        net::post(self->ws_.get_executor(), [self, accepted_seq, reply = std::move(reply)]() mutable {
+        net::post(self->socket_.get_executor(), [self, accepted_seq, reply = std::move(reply)]() mutable {
             self->on_bid_reply(accepted_seq, std::move(reply));
         });
     });
@@ -252,7 +319,7 @@ void websocket_session::on_bid_reply(seq_t accepted_seq, shared_text reply) {
 }
 
 void websocket_session::deliver(fanout_batch batch, std::int64_t bytes, clock::time_point handed_over) {
-    net::post(ws_.get_executor(), [self = shared_from_this(), batch = std::move(batch), bytes, handed_over] {
+    net::post(socket_.get_executor(), [self = shared_from_this(), batch = std::move(batch), bytes, handed_over] {
         self->on_deliver(batch, bytes, handed_over);
     });
 }
@@ -276,9 +343,6 @@ void websocket_session::apply(session_feed::step step, clock::time_point since) 
 
 void websocket_session::start_fill() {
     auto self = shared_from_this();
-    const auto fail = [self] {
-        net::post(self->ws_.get_executor(), [self] { self->on_fill(std::nullopt, false); });
-    };
     const bool queued = ctx_->db.post(db_pool::job{
         [self, after = feed_.last()](postgres_store& store) {
             std::optional<std::vector<fanout_message>> rows;
@@ -296,11 +360,14 @@ void websocket_session::start_fill() {
             } catch (const std::exception& e) {
                 spdlog::debug("cannot read auction {} after seq {}: {}", self->auction_, after, e.what());
             }
-            net::post(self->ws_.get_executor(), [self, rows = std::move(rows), complete]() mutable {
+            net::post(self->socket_.get_executor(), [self, rows = std::move(rows), complete]() mutable {
                 self->on_fill(std::move(rows), complete);
             });
         },
-        [fail](db_pool::refusal) { fail(); }, clock::now() + ctx_->cfg.db_timeout - ctx_->cfg.db_timeout / 10});
+        [self](db_pool::refusal) {
+            net::post(self->socket_.get_executor(), [self] { self->on_fill(std::nullopt, false); });
+        },
+        clock::now() + ctx_->cfg.db_timeout - ctx_->cfg.db_timeout / 10});
     if (!queued) {
         on_fill(std::nullopt, false);
     }
@@ -312,7 +379,7 @@ void websocket_session::on_fill(std::optional<std::vector<fanout_message>> rows,
     }
     if (!rows) {
         // Order can no longer be promised on this connection: the client reconnects with since.
-        close(reason(1013, "try again later"));
+        close(1013, "try again later");
         return;
     }
     apply(feed_.filled(*rows, complete));
@@ -320,14 +387,14 @@ void websocket_session::on_fill(std::optional<std::vector<fanout_message>> rows,
 }
 
 void websocket_session::close_auction(shared_text message) {
-    net::post(ws_.get_executor(), [self = shared_from_this(), message = std::move(message)] {
-        self->last_word(message, reason(4003, "bid closed"));
+    net::post(socket_.get_executor(), [self = shared_from_this(), message = std::move(message)] {
+        self->last_word(message, 4003, "bid closed");
     });
 }
 
 void websocket_session::shutdown(shared_text message) {
-    net::post(ws_.get_executor(), [self = shared_from_this(), message = std::move(message)] {
-        self->last_word(message, reason(1012, "server shutdown"));
+    net::post(socket_.get_executor(), [self = shared_from_this(), message = std::move(message)] {
+        self->last_word(message, 1012, "server shutdown");
     });
 }
 
@@ -335,7 +402,7 @@ void websocket_session::shutdown(shared_text message) {
 // just closed. Replies still waiting for their new_bid (this pod was catching up on another
 // pod's bids) go out first: an acknowledgement of a stored bid must not be lost to the close;
 // the client reads the new_bid back with ?since= when it reconnects.
-void websocket_session::last_word(const shared_text& message, websocket::close_reason why) {
+void websocket_session::last_word(const shared_text& message, std::uint16_t code, const char* reason) {
     if (phase_ == phase::live) {
         for (auto& reply : feed_.take_replies()) {
             send(std::move(reply));
@@ -344,7 +411,7 @@ void websocket_session::last_word(const shared_text& message, websocket::close_r
     }
     if (phase_ == phase::loading || phase_ == phase::live) {
         phase_ = phase::live;
-        close(std::move(why));
+        close(code, reason);
     }
 }
 
@@ -362,18 +429,21 @@ void websocket_session::send(shared_text message, clock::time_point since) {
     }
 }
 
+// Every waiting frame (up to a limit) in one gather write.
 void websocket_session::do_write() {
     // Called when the socket has nothing in flight: the clock of this write starts now.
     last_progress_ = clock::now();
-    if (!send_watch_armed_) {
-        arm_send_watch(last_progress_ + ctx_->cfg.send_timeout);
+    arm_send_watch(last_progress_ + ctx_->cfg.send_timeout);
+    buffers_.clear();
+    for (const auto& f : queue_.start_write(write_max_frames, write_max_bytes)) {
+        buffers_.emplace_back(f.header.bytes.data(), f.header.size);
+        buffers_.emplace_back(f.payload->data(), f.payload->size());
     }
-    ws_.text(true);
-    ws_.async_write(net::buffer(queue_.start_write()),
-                    beast::bind_front_handler(&websocket_session::on_write, shared_from_this()));
+    net::async_write(socket_, std::span<const net::const_buffer>(buffers_),
+                     [self = shared_from_this()](error_code_t ec, std::size_t n) { self->on_write(ec, n); });
 }
 
-void websocket_session::on_write(beast::error_code ec, std::size_t) {
+void websocket_session::on_write(error_code_t ec, std::size_t) {
     queue_.finish_write();
     last_progress_ = clock::now();
     if (ec) {
@@ -388,33 +458,49 @@ void websocket_session::on_write(beast::error_code ec, std::size_t) {
     }
     if (queue_.has_waiting()) {
         do_write();
-    } else if (phase_ == phase::closing && close_reason_) {
-        do_close();
+    } else if (close_queued_) {
+        // The close frame was the last one queued: it is out.
+        close_written_ = true;
+        if (peer_closed_ || end_after_close_) {
+            finish();
+        }
+        // else: the client's close frame is awaited (reading goes on) until the close deadline
     }
     report_lag(last_progress_);
 }
 
-void websocket_session::close(websocket::close_reason why) {
+void websocket_session::queue_close(std::uint16_t code, std::string_view reason) {
+    close_queued_ = true;
+    auto payload = code == ws_close::no_status ? std::string() : close_payload(code, reason);
+    // The close frame goes out even when the queue is full: beyond the bound by a few bytes.
+    queue_.push(make_shared_text(std::move(payload)), clock::now(), ws_opcode::close, true);
+    heartbeat_timer_.cancel();
+    // The close too must finish in time: a peer that reads nothing never takes the close frame.
+    close_deadline_ = clock::now() + ctx_->cfg.send_timeout;
+    arm_send_watch(close_deadline_);
+    if (!queue_.writing()) {
+        do_write();  // otherwise after the frames in flight
+    }
+    do_read();  // the client's answering close frame must be read, also before its initial_state
+}
+
+void websocket_session::close(std::uint16_t code, const char* reason) {
     if (phase_ != phase::live) {
         return;
     }
     phase_ = phase::closing;
-    heartbeat_timer_.cancel();
-    close_reason_ = std::move(why);
-    // The close too must finish in time: a peer that reads nothing never takes the close frame.
-    close_deadline_ = clock::now() + ctx_->cfg.send_timeout;
-    if (!send_watch_armed_) {
-        arm_send_watch(close_deadline_);
-    }
-    if (!queue_.writing()) {
-        do_close();  // otherwise after the queued messages are written
-    }
+    spdlog::debug("closing {} auction {}: {} {}", peer_, auction_, code, reason);
+    queue_close(code, reason);
 }
 
-void websocket_session::do_close() {
-    spdlog::debug("closing {} auction {}: {} {}", peer_, auction_, close_reason_->code, close_reason_->reason.c_str());
-    ws_.async_close(*close_reason_, [self = shared_from_this()](beast::error_code) { self->finish(); });
-    close_reason_.reset();
+void websocket_session::close_now(std::uint16_t code, std::string_view reason) {
+    if (phase_ == phase::closed || close_queued_) {
+        return;
+    }
+    phase_ = phase::closing;
+    end_after_close_ = true;
+    queue_.drop_waiting();
+    queue_close(code, reason);
 }
 
 // Beyond MAX_SEND_QUEUE_BYTES: what waits is dropped (so the pod's memory stays bounded) and the
@@ -427,7 +513,11 @@ void websocket_session::slow_consumer() {
         ctx_->stats.slow_consumer_dropped();
     }
     queue_.drop_waiting();
-    close(reason(1008, "slow consumer"));
+    if (phase_ == phase::live) {
+        close(ws_close::policy, "slow consumer");
+    } else if (!close_queued_) {
+        close_now(ws_close::policy, "slow consumer");
+    }
     report_lag(clock::now());
 }
 
@@ -438,15 +528,20 @@ void websocket_session::abort(const char* why) {
         ctx_->stats.slow_consumer_dropped();
     }
     finish();
-    beast::error_code ec;
-    beast::get_lowest_layer(ws_).socket().close(ec);  // releases the descriptor now; pending operations abort
 }
 
+// The end: the descriptor is released now; pending operations complete as aborted.
 void websocket_session::finish() {
+    if (phase_ == phase::closed) {
+        return;
+    }
     phase_ = phase::closed;
     queue_.drop_waiting();
     heartbeat_timer_.cancel();
     send_timer_.cancel();
+    error_code_t ec;
+    socket_.shutdown(net::ip::tcp::socket::shutdown_both, ec);
+    socket_.close(ec);
     report_lag(clock::now());
 }
 
@@ -470,17 +565,17 @@ void websocket_session::touch() { last_activity_ = clock::now(); }
 // only moves the idle deadline later, so it costs no timer operation.
 void websocket_session::arm_heartbeat() {
     heartbeat_timer_.expires_at(std::min(next_ping_, last_activity_ + ctx_->cfg.idle_timeout));
-    heartbeat_timer_.async_wait(beast::bind_front_handler(&websocket_session::on_heartbeat, shared_from_this()));
+    heartbeat_timer_.async_wait([self = shared_from_this()](error_code_t ec) { self->on_heartbeat(ec); });
 }
 
-void websocket_session::on_heartbeat(beast::error_code ec) {
+void websocket_session::on_heartbeat(error_code_t ec) {
     if (ec || phase_ != phase::live) {
         return;
     }
     const auto now = clock::now();
     if (now >= last_activity_ + ctx_->cfg.idle_timeout) {
         spdlog::debug("idle timeout: {} auction {}", peer_, auction_);
-        close(reason(1000, "idle timeout"));
+        close(1000, "idle timeout");
         return;
     }
     if (now >= next_ping_) {
@@ -492,22 +587,46 @@ void websocket_session::on_heartbeat(beast::error_code ec) {
     }
 }
 
+// Armed for the earliest deadline that matters; moving it earlier re-arms (the superseded wait
+// completes as aborted and is told apart by its generation).
 void websocket_session::arm_send_watch(clock::time_point at) {
+    if (send_watch_armed_ && send_timer_.expiry() <= at) {
+        return;
+    }
     send_watch_armed_ = true;
+    const auto generation = ++send_watch_generation_;
     send_timer_.expires_at(at);
-    send_timer_.async_wait(beast::bind_front_handler(&websocket_session::on_send_watch, shared_from_this()));
+    send_timer_.async_wait([self = shared_from_this(), generation](error_code_t ec) {
+        if (generation == self->send_watch_generation_) {
+            self->on_send_watch(ec);
+        }
+    });
 }
 
-// A write in flight must complete, and a close must finish, within SEND_TIMEOUT.
-void websocket_session::on_send_watch(beast::error_code ec) {
+// A write in flight must complete, and a close (or the opening handshake) must finish, in time.
+void websocket_session::on_send_watch(error_code_t ec) {
     send_watch_armed_ = false;
     if (ec || phase_ == phase::closed) {
         return;
     }
     const auto now = clock::now();
+    if (phase_ == phase::handshake) {
+        if (now >= close_deadline_) {
+            spdlog::debug("websocket handshake timed out: {}", peer_);
+            finish();
+        } else {
+            arm_send_watch(close_deadline_);
+        }
+        return;
+    }
     const auto write_deadline = last_progress_ + ctx_->cfg.send_timeout;
     if (phase_ == phase::closing && now >= close_deadline_) {
-        abort("the close did not complete within SEND_TIMEOUT");
+        if (close_written_) {
+            spdlog::debug("no close frame from {} within SEND_TIMEOUT: closing the connection", peer_);
+            finish();
+        } else {
+            abort("the close did not complete within SEND_TIMEOUT");
+        }
         return;
     }
     if (queue_.writing() && now >= write_deadline) {

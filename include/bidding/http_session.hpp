@@ -3,6 +3,7 @@
 // plain HTTP routes, and hands a valid upgrade over to a websocket_session.
 #include <bidding/server_context.hpp>
 
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -21,7 +22,9 @@ struct api_reply;
 
 class http_session : public std::enable_shared_from_this<http_session> {
 public:
-    http_session(boost::asio::ip::tcp::socket&& socket, std::shared_ptr<server_context> ctx);
+    // `sessions`: where an upgraded connection's websocket_session runs.
+    http_session(boost::asio::ip::tcp::socket&& socket, std::shared_ptr<server_context> ctx,
+                 boost::asio::io_context& sessions);
     void run();
 
 private:
@@ -36,6 +39,7 @@ private:
     boost::beast::tcp_stream stream_;
     boost::beast::flat_buffer buffer_;
     std::shared_ptr<server_context> ctx_;
+    boost::asio::io_context& sessions_;
     std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
 };
 
