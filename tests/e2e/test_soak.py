@@ -302,6 +302,7 @@ def test_soak_under_continuous_faults(dedicated_postgres, dedicated_redis, start
     alive = [s for s in pods.servers if s.alive()]
     assert len(alive) == 2, "no pod may die but the ones the test killed"
     for victim in killed:
+        victim.proc.wait(timeout=10)
         assert victim.proc.returncode == -9, f"{victim.name} was killed by the test, exit {victim.proc.returncode}"
     accepted = by_code.get("bid_accepted", 0)
     reconnects = sum(c.connections - 1 for c in clients)
