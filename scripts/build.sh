@@ -31,7 +31,9 @@ else
     echo "build: ccache not found, building without it"
 fi
 
-cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE="$build_type" "${launcher[@]}" "$@"
+# Developers and CI build with warnings as errors (BIDDING_WARNINGS_AS_ERRORS=OFF to turn off).
+cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE="$build_type" \
+    -DBIDDING_WARNINGS_AS_ERRORS="${BIDDING_WARNINGS_AS_ERRORS:-ON}" "${launcher[@]}" "$@"
 cmake --build "$build_dir" --parallel "$jobs"
 
 if [[ -n ${launcher[*]} ]]; then

@@ -378,6 +378,10 @@
             return 'Please enter your name (at most 255 characters, no special control characters).';
         case 'unavailable':
             return 'The server could not take your bid just now (nothing was saved) — please try again in a moment.';
+        case 'overloaded':
+            return 'The auction is very busy right now (your bid was not saved) — please try again in a moment.';
+        case 'in_doubt':
+            return 'We could not confirm your bid yet. If it was saved, it will appear in the list in a moment.';
         case 'invalid_json':
         case 'invalid_message':
         case 'unsupported':

@@ -14,7 +14,8 @@ import pytest
 
 import harness
 
-BENCH = harness.SERVER_BINARY.parent / "bidding-bench"
+# Beside the server, unless BIDDING_BENCH names it (a sanitizer build of the server, say).
+BENCH = Path(os.environ.get("BIDDING_BENCH") or harness.SERVER_BINARY.parent / "bidding-bench")
 
 
 
