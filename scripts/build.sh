@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
-# Configures and builds the project with CMake into ./build.
+# Configures and builds the project with CMake, from a preset of CMakePresets.json.
 #
 #   scripts/build.sh [extra cmake configure args...]
 #
 # Environment:
-#   BUILD_DIR   build folder (default: build)
-#   BUILD_TYPE  CMAKE_BUILD_TYPE (default: RelWithDebInfo)
-#   BUILD_JOBS  parallel jobs (default: nproc)
-#   CCACHE_DIR  ccache's cache (default: ~/.cache/ccache); ccache is used when installed.
+#   BUILD_PRESET  configure preset (default: dev, the developer/CI one: warnings as errors,
+#                 RelWithDebInfo, into ./build; asan and tsan build the sanitizer variants)
+#   BUILD_DIR     build folder (default: the preset's)
+#   BUILD_TYPE    CMAKE_BUILD_TYPE (default: the preset's)
+#   BIDDING_WARNINGS_AS_ERRORS  ON/OFF over the preset's choice
+#   BUILD_JOBS    parallel jobs (default: nproc)
+#   CCACHE_DIR    ccache's cache (default: ~/.cache/ccache); ccache is used when installed.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
-build_dir=${BUILD_DIR:-build}
-build_type=${BUILD_TYPE:-RelWithDebInfo}
+preset=${BUILD_PRESET:-dev}
 jobs=${BUILD_JOBS:-$(nproc)}
 
 launcher=()
@@ -31,10 +33,16 @@ else
     echo "build: ccache not found, building without it"
 fi
 
-# Developers and CI build with warnings as errors (BIDDING_WARNINGS_AS_ERRORS=OFF to turn off).
-cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE="$build_type" \
-    -DBIDDING_WARNINGS_AS_ERRORS="${BIDDING_WARNINGS_AS_ERRORS:-ON}" "${launcher[@]}" "$@"
-cmake --build "$build_dir" --parallel "$jobs"
+overrides=()
+[[ -n ${BUILD_DIR:-} ]] && overrides+=(-B "$BUILD_DIR")
+[[ -n ${BUILD_TYPE:-} ]] && overrides+=(-DCMAKE_BUILD_TYPE="$BUILD_TYPE")
+[[ -n ${BIDDING_WARNINGS_AS_ERRORS:-} ]] && overrides+=(-DBIDDING_WARNINGS_AS_ERRORS="$BIDDING_WARNINGS_AS_ERRORS")
+cmake --preset "$preset" "${overrides[@]}" "${launcher[@]}" "$@"
+if [[ -n ${BUILD_DIR:-} ]]; then
+    cmake --build "$BUILD_DIR" --parallel "$jobs"
+else
+    cmake --build --preset "$preset" --parallel "$jobs"
+fi
 
 if [[ -n ${launcher[*]} ]]; then
     ccache --show-stats 2>/dev/null | grep -Ei '^\s*(hits|misses|cache hit|cache miss)' || true

@@ -78,8 +78,8 @@ api_reply store_unavailable_reply(const std::exception& e) {
 }
 
 template <class F>
-std::function<api_reply(postgres_store&)> guarded(F&& body) {
-    return [body = std::forward<F>(body)](postgres_store& store) -> api_reply {
+std::function<api_reply(auction_store&)> guarded(F&& body) {
+    return [body = std::forward<F>(body)](auction_store& store) -> api_reply {
         try {
             return body(store);
         } catch (const store_unavailable& e) {
@@ -115,7 +115,7 @@ api_route list_route(std::string_view target) {
         }
         offset = *v;
     }
-    return {std::nullopt, guarded([=](postgres_store& store) {
+    return {std::nullopt, guarded([=](auction_store& store) {
                 const auto page = store.list_auctions(status, limit, offset);
                 std::string body = "{\"data\":[";
                 for (std::size_t i = 0; i < page.items.size(); ++i) {
@@ -144,7 +144,7 @@ api_route history_route(auction_id id, std::string_view target) {
         }
         limit = *v;
     }
-    return {std::nullopt, guarded([=](postgres_store& store) {
+    return {std::nullopt, guarded([=](auction_store& store) {
                 if (!store.find_auction(id)) {
                     return api_error(404, "not_found", "no such auction");
                 }
@@ -210,7 +210,7 @@ api_route route_api(const api_request& req, const std::string& secret_key, std::
             return done(api_error(400, error->code, error->message));
         }
         const auto request = std::get<new_auction_request>(std::move(parsed));
-        return {std::nullopt, guarded([request](postgres_store& store) {
+        return {std::nullopt, guarded([request](auction_store& store) {
                     const auto a = store.create_auction(request.name, request.initial_price);
                     spdlog::info("auction {} created through the API", a.id);
                     api_reply r{201, auction_json(a), {}, std::nullopt};
@@ -227,7 +227,7 @@ api_route route_api(const api_request& req, const std::string& secret_key, std::
         if (!get) {
             return done(method_not_allowed("GET"));
         }
-        return {std::nullopt, guarded([id = *id](postgres_store& store) {
+        return {std::nullopt, guarded([id = *id](auction_store& store) {
                     const auto a = store.find_auction(id);
                     return a ? api_reply{200, auction_json(*a), {}, std::nullopt}
                              : api_error(404, "not_found", "no such auction");
@@ -246,7 +246,7 @@ api_route route_api(const api_request& req, const std::string& secret_key, std::
         if (auto refused = check_admin(req.authorization, secret_key, now_seconds)) {
             return done(std::move(*refused));
         }
-        return {std::nullopt, guarded([id = *id](postgres_store& store) {
+        return {std::nullopt, guarded([id = *id](auction_store& store) {
                     const auto r = store.close_auction(id);
                     if (!r.found) {
                         return api_error(404, "not_found", "no such auction");

@@ -96,10 +96,7 @@ void bid_service::dispatch(auction_id id, batch b) {
     // tenth of DB_TIMEOUT early so that the reply itself is out within it.
     const auto deadline = shared->front().received + limits_.db_timeout - limits_.db_timeout / 10;
     const bool queued = db_.post(db_pool::job{
-        [this, id, shared](postgres_store& store) {
-            decide(store, id, *shared);
-            finished(id, shared->size());
-        },
+        [this, id, shared](auction_store& store) { decide(store, id, *shared); },
         [this, id, shared](db_pool::refusal why) {
             const auto code = why == db_pool::refusal::unavailable || !db_.healthy() ? error_code::unavailable
                                                                                       : error_code::overloaded;
@@ -108,7 +105,9 @@ void bid_service::dispatch(auction_id id, batch b) {
             }
             finished(id, shared->size());
         },
-        deadline});
+        deadline,
+        // The lane's next batch, once the pool knows whether Postgres answered.
+        [this, id, shared] { finished(id, shared->size()); }});
     if (!queued) {
         // The database queue is full (or the pool is stopping): nothing was sent to Postgres.
         for (auto& p : *shared) {
@@ -141,7 +140,7 @@ void bid_service::finished(auction_id id, std::size_t done) {
     }
 }
 
-void bid_service::decide(postgres_store& store, auction_id id, batch& b) {
+void bid_service::decide(auction_store& store, auction_id id, batch& b) {
     std::vector<bid_request> requests;
     requests.reserve(b.size());
     for (const auto& p : b) {

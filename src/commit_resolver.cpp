@@ -4,8 +4,8 @@
 
 namespace bidding {
 
-commit_resolver::commit_resolver(std::string conninfo, settings s, committed_fn committed)
-    : conninfo_(std::move(conninfo)), settings_(s), committed_(std::move(committed)), thread_([this] { run(); }) {}
+commit_resolver::commit_resolver(std::unique_ptr<auction_store> store, settings s, committed_fn committed)
+    : store_(std::move(store)), settings_(s), committed_(std::move(committed)), thread_([this] { run(); }) {}
 
 commit_resolver::~commit_resolver() { stop(); }
 
@@ -36,7 +36,7 @@ void commit_resolver::stop() {
 }
 
 void commit_resolver::run() {
-    postgres_store store(conninfo_, settings_.store);
+    auto& store = *store_;
     std::unique_lock lock(mutex_);
     while (!stopping_) {
         if (pending_.empty()) {

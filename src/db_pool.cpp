@@ -4,8 +4,7 @@
 
 namespace bidding {
 
-db_pool::db_pool(std::string conninfo, settings s) : conninfo_(std::move(conninfo)), settings_(s) {
-    settings_.store.watchdog = &watchdog_;
+db_pool::db_pool(store_factory make_store, settings s) : make_store_(std::move(make_store)), settings_(s) {
     threads_.reserve(settings_.threads);
     for (std::size_t i = 0; i < settings_.threads; ++i) {
         threads_.emplace_back([this, i] { run(i); });
@@ -46,7 +45,8 @@ std::size_t db_pool::queued() const {
 }
 
 void db_pool::run(std::size_t index) {
-    postgres_store store(conninfo_, settings_.store);
+    const auto owned = make_store_(&watchdog_);
+    auto& store = *owned;
     for (;;) {
         job j;
         std::optional<refusal> refused;
@@ -102,6 +102,13 @@ void db_pool::run(std::size_t index) {
                 retry_at_ = clock::now() + settings_.probe_interval;
             } else if (!healthy_.exchange(true)) {
                 spdlog::info("Postgres answers again");
+            }
+        }
+        if (j.then) {
+            try {
+                j.then();
+            } catch (const std::exception& e) {
+                spdlog::error("database job continuation failed on worker {}: {}", index, e.what());
             }
         }
     }

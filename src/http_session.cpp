@@ -159,7 +159,7 @@ void http_session::handle_api(http::request<http::string_body>&& req) {
         });
     };
     const bool queued = ctx_->db.post(db_pool::job{
-        [self, job = std::move(route.job), keep_alive](postgres_store& store) {
+        [self, job = std::move(route.job), keep_alive](auction_store& store) {
             auto r = job(store);
             net::post(self->stream_.get_executor(),
                       [self, r = std::move(r), keep_alive]() mutable { self->send_api(std::move(r), keep_alive); });

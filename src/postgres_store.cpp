@@ -91,6 +91,14 @@ postgres_store::postgres_store(std::string conninfo, store_options options)
 
 postgres_store::~postgres_store() = default;
 
+store_factory postgres_store::factory(std::string conninfo, store_options options) {
+    return [conninfo = std::move(conninfo), options](connection_watchdog* watchdog) -> std::unique_ptr<auction_store> {
+        auto o = options;
+        o.watchdog = watchdog;
+        return std::make_unique<postgres_store>(conninfo, o);
+    };
+}
+
 void postgres_store::drop_connection() noexcept { conn_.reset(); }
 
 pqxx::connection_base& postgres_store::conn() {

@@ -4,6 +4,7 @@
 #include <bidding/close_listener.hpp>
 #include <bidding/db_pool.hpp>
 #include <bidding/listener.hpp>
+#include <bidding/postgres_store.hpp>
 #include <bidding/protocol.hpp>
 #include <bidding/redis_bus.hpp>
 #include <bidding/server.hpp>
@@ -62,7 +63,8 @@ int run_server(const config& cfg) {
     // this, which releases the lock for the other pods.
     store_settings.idle_in_transaction_timeout = std::max(2 * cfg.db_timeout, std::chrono::milliseconds(1000));
     store_settings.reconnects = &stats.postgres_reconnects();
-    db_pool db(cfg.database_conninfo, db_pool::settings{cfg.db_pool_size, cfg.db_queue_limit, store_settings});
+    const auto make_store = postgres_store::factory(cfg.database_conninfo, store_settings);
+    db_pool db(make_store, db_pool::settings{cfg.db_pool_size, cfg.db_queue_limit});
     const bus_codec codec(cfg.redis_channel_prefix, derive_bus_key(cfg.secret_key, cfg.database_conninfo));
     std::unique_ptr<redis_bus> bus;
     if (cfg.redis) {
@@ -90,9 +92,7 @@ int run_server(const config& cfg) {
         };
     }
     std::unique_ptr<bid_service> bids_holder;
-    store_options resolver_store = store_settings;
-    resolver_store.watchdog = &db.watchdog();
-    commit_resolver resolver(cfg.database_conninfo, commit_resolver::settings{resolver_store},
+    commit_resolver resolver(make_store(&db.watchdog()), commit_resolver::settings{},
                              [&bids_holder](auction_id id, std::vector<fanout_message> accepted) {
                                  bids_holder->fan_out(id, std::move(accepted));
                              });
@@ -143,7 +143,7 @@ int run_server(const config& cfg) {
             });
         };
         const bool queued = db.post(db_pool::job{
-            [&registry, id, after, limit, retry_later](postgres_store& store) {
+            [&registry, id, after, limit, retry_later](auction_store& store) {
                 try {
                     const auto rows = store.history_after(id, after, limit);
                     std::vector<feed_event> events;

@@ -1,5 +1,4 @@
 #include <bidding/session_registry.hpp>
-#include <bidding/websocket_session.hpp>
 
 #include <algorithm>
 
@@ -7,7 +6,7 @@ namespace bidding {
 
 void session_registry::set_hooks(hooks h) { hooks_ = std::move(h); }
 
-std::shared_ptr<fanout_load> session_registry::join(auction_id id, const std::shared_ptr<websocket_session>& session) {
+std::shared_ptr<fanout_load> session_registry::join(auction_id id, const std::shared_ptr<feed_subscriber>& session) {
     std::lock_guard lock(mutex_);
     auto& slot = rooms_[id];
     if (!slot) {
@@ -26,7 +25,7 @@ std::shared_ptr<fanout_load> session_registry::join(auction_id id, const std::sh
     return slot->load;
 }
 
-void session_registry::leave(auction_id id, const websocket_session* session) {
+void session_registry::leave(auction_id id, const feed_subscriber* session) {
     std::lock_guard lock(mutex_);
     const auto it = rooms_.find(id);
     if (it == rooms_.end()) {
@@ -65,7 +64,7 @@ void session_registry::advance(auction_id id, Step&& step) {
     bool signal = false;
     // Released after the lock: dropping the last reference to a session runs its destructor,
     // which leaves the room.
-    std::vector<std::shared_ptr<websocket_session>> recipients;
+    std::vector<std::shared_ptr<feed_subscriber>> recipients;
     {
         std::lock_guard lock(r->mutex);
         auto out = step(r->feed);
@@ -152,7 +151,7 @@ void session_registry::close_auction(auction_id id, const shared_text& message) 
     if (!r) {
         return;
     }
-    std::vector<std::shared_ptr<websocket_session>> recipients;  // released after the lock
+    std::vector<std::shared_ptr<feed_subscriber>> recipients;  // released after the lock
     std::lock_guard lock(r->mutex);
     for (const auto& [ptr, weak] : r->sessions) {
         if (auto s = weak.lock()) {
@@ -163,7 +162,7 @@ void session_registry::close_auction(auction_id id, const shared_text& message) 
 }
 
 void session_registry::shutdown_all(const shared_text& message) {
-    std::vector<std::shared_ptr<websocket_session>> all;
+    std::vector<std::shared_ptr<feed_subscriber>> all;
     {
         std::lock_guard lock(mutex_);
         all.reserve(count_);

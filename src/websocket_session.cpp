@@ -114,7 +114,7 @@ void websocket_session::on_accept(error_code_t ec) {
     phase_ = phase::loading;
     auto self = shared_from_this();
     const bool queued = ctx_->db.post(db_pool::job{
-        [self, limit = ctx_->cfg.history_limit](postgres_store& store) {
+        [self, limit = ctx_->cfg.history_limit](auction_store& store) {
             snapshot_result result;
             try {
                 result.snapshot = store.load_snapshot(self->auction_, limit, self->since_);
@@ -344,7 +344,7 @@ void websocket_session::apply(session_feed::step step, clock::time_point since) 
 void websocket_session::start_fill() {
     auto self = shared_from_this();
     const bool queued = ctx_->db.post(db_pool::job{
-        [self, after = feed_.last()](postgres_store& store) {
+        [self, after = feed_.last()](auction_store& store) {
             std::optional<std::vector<fanout_message>> rows;
             bool complete = false;
             try {

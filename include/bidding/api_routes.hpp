@@ -4,7 +4,7 @@
 // refusing it: 400/401/403/404/405/413) is pure; what needs Postgres comes back as a job for
 // the database pool.
 #include <bidding/auction.hpp>
-#include <bidding/postgres_store.hpp>
+#include <bidding/auction_store.hpp>
 
 #include <cstdint>
 #include <functional>
@@ -35,7 +35,7 @@ struct api_reply {
 
 struct api_route {
     std::optional<api_reply> reply;               // answered without the database
-    std::function<api_reply(postgres_store&)> job;  // otherwise: run on the database pool
+    std::function<api_reply(auction_store&)> job;  // otherwise: run on the database pool
 };
 
 bool is_api_path(std::string_view target);

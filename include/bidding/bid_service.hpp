@@ -75,7 +75,7 @@ private:
 
     // Runs `b` (taken from `id`'s lane, which is busy) on the pool.
     void dispatch(auction_id id, batch b);
-    void decide(postgres_store& store, auction_id id, batch& b);
+    void decide(auction_store& store, auction_id id, batch& b);
     // The batch has been answered: releases its share of the counts and starts the next one.
     void finished(auction_id id, std::size_t done);
     // The next bids of a busy lane that can still be decided in time; the others are answered

@@ -4,12 +4,13 @@
 // server (txid_status) until it knows; a committed transaction's bids are then fanned out as if
 // just accepted, so they appear in every feed; an aborted one is only logged.
 #include <bidding/fanout.hpp>
-#include <bidding/postgres_store.hpp>
+#include <bidding/auction_store.hpp>
 
 #include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -22,14 +23,14 @@ public:
     using committed_fn = std::function<void(auction_id, std::vector<fanout_message>)>;
 
     struct settings {
-        store_options store{};
         std::chrono::milliseconds interval{200};     // between rounds of questions
         std::chrono::milliseconds query_timeout{2000};
         std::chrono::minutes give_up{10};
         std::size_t max_pending{1024};  // beyond it the oldest are dropped (the feeds still find them)
     };
 
-    commit_resolver(std::string conninfo, settings s, committed_fn committed);
+    // `store` is used on the resolver's own thread only.
+    commit_resolver(std::unique_ptr<auction_store> store, settings s, committed_fn committed);
     ~commit_resolver();
     commit_resolver(const commit_resolver&) = delete;
     commit_resolver& operator=(const commit_resolver&) = delete;
@@ -46,7 +47,7 @@ private:
     };
     void run();
 
-    std::string conninfo_;
+    std::unique_ptr<auction_store> store_;
     settings settings_;
     committed_fn committed_;
     std::mutex mutex_;

@@ -1,6 +1,6 @@
 #pragma once
-// A small pool of threads, each with its own Postgres connection, that runs the blocking
-// database work so that the socket threads never block. Jobs report back by posting to
+// A small pool of threads, each with its own store (a Postgres connection), that runs the
+// blocking database work so that the socket threads never block. Jobs report back by posting to
 // the caller's strand.
 //
 // Bounded and deadline-bound: at most `queue_limit` jobs wait; every job carries a deadline,
@@ -9,7 +9,7 @@
 // at once, but for one probe every `probe_interval` that finds out whether it is back; this is
 // how a frozen or vanished database gives fast answers instead of a queue of 2-second waits.
 #include <bidding/connection_watchdog.hpp>
-#include <bidding/postgres_store.hpp>
+#include <bidding/auction_store.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -35,19 +35,22 @@ public:
     };
 
     struct job {
-        std::function<void(postgres_store&)> run;
+        std::function<void(auction_store&)> run;
         std::function<void(refusal)> refused;  // optional; called on a pool thread
         clock::time_point deadline;
+        // Optional; called on the pool thread after `run`, once the pool has counted what the
+        // job learned of the database's health (so work it starts sees the new view).
+        std::function<void()> then{};
     };
 
     struct settings {
         std::size_t threads{4};
         std::size_t queue_limit{4096};
-        store_options store{};  // its watchdog is set by the pool
         std::chrono::milliseconds probe_interval{250};
     };
 
-    db_pool(std::string conninfo, settings s);
+    // Each thread makes its store with `make_store`, given the pool's watchdog.
+    db_pool(store_factory make_store, settings s);
     ~db_pool();
     db_pool(const db_pool&) = delete;
     db_pool& operator=(const db_pool&) = delete;
@@ -67,7 +70,7 @@ public:
 private:
     void run(std::size_t index);
 
-    std::string conninfo_;
+    store_factory make_store_;
     settings settings_;
     connection_watchdog watchdog_;
     std::atomic<bool> healthy_{true};

@@ -7,6 +7,7 @@
 #include <bidding/auction_feed.hpp>
 #include <bidding/fanout.hpp>
 #include <bidding/fanout_load.hpp>
+#include <bidding/feed_subscriber.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -17,8 +18,6 @@
 #include <vector>
 
 namespace bidding {
-
-class websocket_session;
 
 class session_registry {
 public:
@@ -45,8 +44,8 @@ public:
     void set_hooks(hooks h);
 
     // The session's share of the auction's fan-out backlog is counted in the returned load.
-    std::shared_ptr<fanout_load> join(auction_id id, const std::shared_ptr<websocket_session>& session);
-    void leave(auction_id id, const websocket_session* session);
+    std::shared_ptr<fanout_load> join(auction_id id, const std::shared_ptr<feed_subscriber>& session);
+    void leave(auction_id id, const feed_subscriber* session);
 
     // A session's snapshot ended at `last_seq` (see auction_feed::baseline).
     void baseline(auction_id id, seq_t last_seq);
@@ -74,7 +73,7 @@ public:
 private:
     struct room {
         std::mutex mutex;
-        std::unordered_map<const websocket_session*, std::weak_ptr<websocket_session>> sessions;
+        std::unordered_map<const feed_subscriber*, std::weak_ptr<feed_subscriber>> sessions;
         auction_feed feed;
         std::shared_ptr<fanout_load> load;
     };

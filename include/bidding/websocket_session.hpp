@@ -11,9 +11,10 @@
 // the TCP connection is dropped) without slowing anybody else.
 #include <bidding/fanout.hpp>
 #include <bidding/fanout_load.hpp>
+#include <bidding/feed_subscriber.hpp>
 #include <bidding/http_routes.hpp>
 #include <bidding/outbound_queue.hpp>
-#include <bidding/postgres_store.hpp>
+#include <bidding/auction_store.hpp>
 #include <bidding/rate_limiter.hpp>
 #include <bidding/server_context.hpp>
 #include <bidding/session_feed.hpp>
@@ -32,7 +33,7 @@
 
 namespace bidding {
 
-class websocket_session : public std::enable_shared_from_this<websocket_session> {
+class websocket_session final : public feed_subscriber, public std::enable_shared_from_this<websocket_session> {
 public:
     // Bids of one client awaiting their reply; beyond it a bid is answered "overloaded" at once.
     static constexpr int max_bids_in_flight = 32;
@@ -46,16 +47,15 @@ public:
     websocket_session(boost::asio::ip::tcp::socket&& socket, std::shared_ptr<server_context> ctx, auction_id id,
                       std::optional<seq_t> since, ws_identity identity, std::string accept_key,
                       std::string early_bytes);
-    ~websocket_session();
+    ~websocket_session() override;
 
     // Writes the 101 answer, then serves the client.
     void run();
 
-    // `bytes`: the batch's size, counted in the auction's fan-out load until this session takes
-    // it; `handed_over`: when the pod handed it to its sessions (the start of its lag).
-    void deliver(fanout_batch batch, std::int64_t bytes, std::chrono::steady_clock::time_point handed_over);
-    void close_auction(shared_text bid_closed_message);
-    void shutdown(shared_text shutdown_message);
+    // feed_subscriber: each posts onto the session's strand.
+    void deliver(fanout_batch batch, std::int64_t bytes, std::chrono::steady_clock::time_point handed_over) override;
+    void close_auction(shared_text bid_closed_message) override;
+    void shutdown(shared_text shutdown_message) override;
 
 private:
     using clock = std::chrono::steady_clock;
