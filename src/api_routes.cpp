@@ -1,4 +1,5 @@
 #include <bidding/api_routes.hpp>
+#include <bidding/text.hpp>
 #include <bidding/http_routes.hpp>
 #include <bidding/integer_text.hpp>
 #include <bidding/jwt.hpp>
@@ -50,13 +51,8 @@ std::optional<api_reply> check_admin(std::string_view authorization, const std::
         return r;
     };
     constexpr std::string_view scheme = "bearer ";
-    if (authorization.size() <= scheme.size()) {
+    if (authorization.size() <= scheme.size() || !iequals(authorization.substr(0, scheme.size()), scheme)) {
         return unauthorized("an admin token is required: Authorization: Bearer TOKEN");
-    }
-    for (std::size_t i = 0; i < scheme.size(); ++i) {
-        if (std::tolower(static_cast<unsigned char>(authorization[i])) != scheme[i]) {
-            return unauthorized("an admin token is required: Authorization: Bearer TOKEN");
-        }
     }
     if (key.empty()) {
         return unauthorized("this server has no SECRET_KEY, so it accepts no token");

@@ -1,4 +1,5 @@
 #include <bidding/config.hpp>
+#include <bidding/text.hpp>
 #include <bidding/integer_text.hpp>
 
 #include <algorithm>
@@ -14,29 +15,13 @@ namespace bidding {
 
 namespace {
 
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-std::string to_lower(std::string_view s) {
-    std::string out(s);
-    for (char& c : out) c = lower(c);
-    return out;
-}
-
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+constexpr auto is_digit = is_ascii_digit;
 
 int hex_digit(char c) {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
     if (c >= 'A' && c <= 'F') return c - 'A' + 10;
     return -1;
-}
-
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
-    while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
-    return s;
 }
 
 // The offending value for an error message: quoted, capped and printable so that the

@@ -1,4 +1,5 @@
 #include <bidding/host_match.hpp>
+#include <bidding/text.hpp>
 
 #include <algorithm>
 #include <cstddef>
@@ -7,15 +8,7 @@ namespace bidding {
 
 namespace {
 
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-std::string to_lower(std::string_view s) {
-    std::string out(s);
-    for (char& c : out) c = lower(c);
-    return out;
-}
-
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+constexpr auto is_digit = is_ascii_digit;
 bool is_hex(char c) { return is_digit(c) || (c >= 'a' && c <= 'f'); }
 
 // Django's host_validation_re, applied to an already lower-cased host:

@@ -1,4 +1,5 @@
 #include <bidding/money.hpp>
+#include <bidding/text.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -9,17 +10,7 @@ namespace bidding {
 
 namespace {
 
-bool is_ascii_space(char c) {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
-
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && is_ascii_space(s.front())) s.remove_prefix(1);
-    while (!s.empty() && is_ascii_space(s.back())) s.remove_suffix(1);
-    return s;
-}
+constexpr auto is_digit = is_ascii_digit;
 
 // Far beyond any exponent that can matter, yet small enough that adding a digit count
 // (bounded by the text size) can never overflow an int64.

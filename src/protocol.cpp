@@ -1,4 +1,5 @@
 #include <bidding/protocol.hpp>
+#include <bidding/text.hpp>
 #include <bidding/utf8.hpp>
 
 #include <nlohmann/json.hpp>
@@ -16,16 +17,6 @@ namespace {
 
 using json = nlohmann::json;
 using ordered_json = nlohmann::ordered_json;
-
-bool is_ascii_space(char c) {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && is_ascii_space(s.front())) s.remove_prefix(1);
-    while (!s.empty() && is_ascii_space(s.back())) s.remove_suffix(1);
-    return s;
-}
 
 // ---- JSON scanning ---------------------------------------------------------------------
 

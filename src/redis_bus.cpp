@@ -8,9 +8,17 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <set>
 #include <stdexcept>
+#include <thread>
+#include <vector>
 
 namespace bidding {
 
@@ -78,6 +86,78 @@ std::int64_t unix_micros() {
 }
 
 }  // namespace
+
+// The bus over hiredis: private to this file, reached through make_redis_bus.
+class redis_bus final : public auction_bus {
+public:
+    using handlers = auction_bus::handlers;
+    using settings = redis_bus_settings;
+    static constexpr std::size_t max_queued = redis_bus_max_queued;
+
+    // `fanout_latency`, when given, observes commit -> arrival for every bid received.
+    redis_bus(settings s, bus_codec codec, handlers h, histogram* fanout_latency = nullptr);
+    ~redis_bus() override;
+    redis_bus(const redis_bus&) = delete;
+    redis_bus& operator=(const redis_bus&) = delete;
+
+    void start() override;
+    void stop(std::chrono::milliseconds flush_timeout) override;
+    void publish_bid(auction_id id, const feed_event& event, std::int64_t committed_us) override;
+    void publish_close(auction_id id, const std::string& bid_closed_json) override;
+    void publish_hold(auction_id id, std::chrono::milliseconds duration) override;
+    void subscribe(auction_id id) override;
+    void unsubscribe(auction_id id) override;
+    bool connected() const override { return publisher_up_ && subscriber_up_; }
+    std::uint64_t reconnects() const override { return reconnects_; }
+    std::uint64_t rejected() const override { return rejected_; }
+
+private:
+    struct outgoing {
+        auction_id id;
+        std::string payload;
+        bool bid;  // the newest dropped bid of an auction is sent again after a reconnect
+    };
+
+    void enqueue(outgoing m);
+    void run_publisher();
+    void run_subscriber();
+    void subscriber_session(::redisContext* c);
+    void handle_reply(void* reply, std::vector<std::pair<auction_id, std::vector<feed_event>>>& bids, bool& pong);
+    void wake_subscriber();
+    void backoff_wait(std::chrono::milliseconds& delay, std::mutex& m, std::condition_variable& cv);
+    void remember_dropped(std::deque<outgoing>& messages);
+
+    settings settings_;
+    bus_codec codec_;
+    handlers handlers_;
+    histogram* fanout_latency_;
+    std::atomic<bool> stopping_{false};
+    std::atomic<bool> publisher_up_{false};
+    std::atomic<bool> subscriber_up_{false};
+    std::atomic<std::uint64_t> reconnects_{0};
+    std::atomic<std::uint64_t> rejected_{0};
+
+    std::mutex pub_mutex_;
+    std::condition_variable pub_ready_;
+    std::deque<outgoing> pub_queue_;
+    std::map<auction_id, outgoing> dropped_;  // the newest bid per auction that could not be published
+    std::chrono::steady_clock::time_point flush_deadline_{};
+    std::thread publisher_;
+
+    std::mutex sub_mutex_;
+    std::condition_variable sub_cv_;  // only for backoff waits
+    std::set<auction_id> wanted_;
+    std::deque<std::pair<bool, auction_id>> sub_ops_;  // true: subscribe
+    int wake_fd_{-1};
+    std::chrono::steady_clock::time_point last_rejection_log_{};
+    std::thread subscriber_;
+};
+
+
+std::unique_ptr<auction_bus> make_redis_bus(redis_bus_settings s, bus_codec codec, auction_bus::handlers h,
+                                            histogram* fanout_latency) {
+    return std::make_unique<redis_bus>(std::move(s), std::move(codec), std::move(h), fanout_latency);
+}
 
 redis_bus::redis_bus(settings s, bus_codec codec, handlers h, histogram* fanout_latency)
     : settings_(std::move(s)), codec_(std::move(codec)), handlers_(std::move(h)), fanout_latency_(fanout_latency) {

@@ -3,6 +3,7 @@
 #include <bidding/commit_resolver.hpp>
 #include <bidding/close_listener.hpp>
 #include <bidding/db_pool.hpp>
+#include <bidding/feed_reader.hpp>
 #include <bidding/listener.hpp>
 #include <bidding/postgres_store.hpp>
 #include <bidding/protocol.hpp>
@@ -39,6 +40,103 @@ void raise_open_file_limit() {
     }
 }
 
+// How every database connection of the server is set up.
+store_options store_settings_of(const config& cfg, metrics& stats) {
+    store_options o;
+    o.statement_timeout = cfg.db_timeout;
+    o.lock_timeout = cfg.db_lock_timeout;
+    // A pod frozen inside a transaction holds its row lock; Postgres ends such a session after
+    // this, which releases the lock for the other pods.
+    o.idle_in_transaction_timeout = std::max(2 * cfg.db_timeout, std::chrono::milliseconds(1000));
+    o.reconnects = &stats.postgres_reconnects();
+    return o;
+}
+
+// The Redis bus, delivering what the other pods send into this pod's registry; null without Redis.
+std::unique_ptr<auction_bus> make_bus(const config& cfg, session_registry& registry, metrics& stats) {
+    if (!cfg.redis) {
+        return nullptr;
+    }
+    return make_redis_bus(
+        redis_bus_settings{*cfg.redis, cfg.redis_timeout},
+        bus_codec(cfg.redis_channel_prefix, derive_bus_key(cfg.secret_key, cfg.database_conninfo)),
+        auction_bus::handlers{
+            [&registry](auction_id id, std::vector<feed_event> events) { registry.publish(id, std::move(events)); },
+            [&registry](auction_id id, shared_text message) { registry.close_auction(id, message); },
+            // Subscribed (again): whatever was published before may have been missed.
+            [&registry](auction_id id) { registry.resync(id); },
+            [&registry](auction_id id, std::chrono::milliseconds pause) {
+                registry.hold(id, fanout_load::clock::now() + pause);
+            },
+        },
+        &stats.fanout);
+}
+
+// The registry's doors: the bus's subscriptions and pause requests, and reads from the store.
+session_registry::hooks registry_hooks(auction_bus* bus, feed_reader& reader) {
+    session_registry::hooks hooks;
+    if (bus != nullptr) {
+        hooks.first_joined = [bus](auction_id id) { bus->subscribe(id); };
+        hooks.last_left = [bus](auction_id id) { bus->unsubscribe(id); };
+        // Pauses the auction's bids on the other pods for a little longer than the signal period.
+        hooks.behind = [bus](auction_id id) { bus->publish_hold(id, 3 * session_registry::signal_every); };
+    }
+    hooks.read_after = [&reader](auction_id id, seq_t after, std::size_t limit) { reader.read_after(id, after, limit); };
+    return hooks;
+}
+
+// What /readyz and /metrics report from outside the connection path.
+std::function<metrics_extra()> observer(session_registry& registry, close_listener& closes, auction_bus* bus,
+                                        db_pool& db, const server_context& ctx) {
+    return [&registry, &closes, bus, &db, &ctx] {
+        metrics_extra extra;
+        extra.connections_per_auction = registry.room_sizes();
+        extra.draining = ctx.draining;
+        // Either view of Postgres failing means a new client would not be served now.
+        extra.postgres_up = closes.connected() && db.healthy();
+        extra.redis_configured = bus != nullptr;
+        extra.redis_connected = bus != nullptr && bus->connected();
+        extra.redis_reconnects = bus != nullptr ? bus->reconnects() : 0;
+        extra.bus_rejected = bus != nullptr ? bus->rejected() : 0;
+        extra.db_queued = db.queued();
+        extra.watchdog_cuts = db.watchdog().cuts();
+        return extra;
+    };
+}
+
+// The drain after SIGTERM: new bids are refused from here on (websocket_session); those in
+// flight finish, their replies go out before server_shutdown, and what was accepted is
+// published. Blocking, so it runs on a thread of its own; whatever blocks (a frozen
+// dependency), the process is gone by DRAIN_TIMEOUT.
+void drain(const config& cfg, bid_service& bids, session_registry& registry, auction_bus* bus,
+           const std::function<void()>& stop_io) {
+    std::thread([timeout = cfg.drain_timeout] {
+        std::this_thread::sleep_for(timeout);
+        spdlog::warn("drain: DRAIN_TIMEOUT passed with work unfinished; exiting now");
+        spdlog::shutdown();
+        std::_Exit(0);
+    }).detach();
+    using clock = std::chrono::steady_clock;
+    const auto deadline = clock::now() + cfg.drain_timeout;
+    const auto remaining = [&] { return std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now()); };
+    if (!bids.wait_idle(remaining() / 2)) {
+        spdlog::warn("drain: bids still in flight at the deadline");
+    }
+    registry.shutdown_all(make_shared_text(serialize_server_shutdown()));
+    while (registry.size() > 0 && clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (bus != nullptr) {
+        bus->stop(std::max(remaining(), std::chrono::milliseconds(0)));
+    }
+    stop_io();
+}
+
+std::string redis_display(const config& cfg) {
+    return cfg.redis ? "Redis " + cfg.redis->host + ":" + std::to_string(cfg.redis->port)
+                     : std::string("no Redis (single pod)");
+}
+
 }  // namespace
 
 int run_server(const config& cfg) {
@@ -46,138 +144,59 @@ int run_server(const config& cfg) {
     const auto threads = cfg.threads != 0 ? cfg.threads : std::max(1u, std::thread::hardware_concurrency());
 
     // Fail fast and clearly when the database is unreachable at start.
-    {
-        postgres_store probe(cfg.database_conninfo);
-        probe.connect();
-    }
+    postgres_store(cfg.database_conninfo).connect();
 
-    // Declared before the io_context so that they outlive the handlers it destroys last.
+    // The parts, from the truth outwards; declared before the io_contexts so that they outlive
+    // the handlers those destroy last.
     metrics stats;
     // An auction's fan-out is behind when most of its clients here are late by FANOUT_MAX_LAG, or
     // when what waits to be handed to them exceeds an eighth of their byte bound each.
     session_registry registry(static_cast<std::int64_t>(cfg.max_send_queue_bytes / 8), cfg.fanout_max_lag);
-    store_options store_settings;
-    store_settings.statement_timeout = cfg.db_timeout;
-    store_settings.lock_timeout = cfg.db_lock_timeout;
-    // A pod frozen inside a transaction holds its row lock; Postgres ends such a session after
-    // this, which releases the lock for the other pods.
-    store_settings.idle_in_transaction_timeout = std::max(2 * cfg.db_timeout, std::chrono::milliseconds(1000));
-    store_settings.reconnects = &stats.postgres_reconnects();
-    const auto make_store = postgres_store::factory(cfg.database_conninfo, store_settings);
+    const auto make_store = postgres_store::factory(cfg.database_conninfo, store_settings_of(cfg, stats));
     db_pool db(make_store, db_pool::settings{cfg.db_pool_size, cfg.db_queue_limit});
-    const bus_codec codec(cfg.redis_channel_prefix, derive_bus_key(cfg.secret_key, cfg.database_conninfo));
-    std::unique_ptr<redis_bus> bus;
-    if (cfg.redis) {
-        bus = std::make_unique<redis_bus>(
-            redis_bus::settings{*cfg.redis, cfg.redis_timeout}, codec,
-            redis_bus::handlers{
-                [&registry](auction_id id, std::vector<feed_event> events) {
-                    registry.publish(id, std::move(events));
-                },
-                [&registry](auction_id id, shared_text message) { registry.close_auction(id, message); },
-                // Subscribed (again): whatever was published before may have been missed.
-                [&registry](auction_id id) { registry.resync(id); },
-                [&registry](auction_id id, std::chrono::milliseconds pause) {
-                    registry.hold(id, fanout_load::clock::now() + pause);
-                },
-            },
-            &stats.fanout);
-    }
+    const auto bus = make_bus(cfg, registry, stats);
+    std::unique_ptr<bid_service> bids;
+    commit_resolver resolver(make_store(&db.watchdog()), commit_resolver::settings{},
+                             [&bids](auction_id id, std::vector<fanout_message> accepted) {
+                                 bids->fan_out(id, std::move(accepted));
+                             });
     bid_service::publish_fn publish;
     if (bus) {
-        publish = [&bus](auction_id id, const std::vector<fanout_message>& accepted, std::int64_t committed_us) {
+        publish = [bus = bus.get()](auction_id id, const std::vector<fanout_message>& accepted, std::int64_t committed_us) {
             for (const auto& m : accepted) {
                 bus->publish_bid(id, m, committed_us);
             }
         };
     }
-    std::unique_ptr<bid_service> bids_holder;
-    commit_resolver resolver(make_store(&db.watchdog()), commit_resolver::settings{},
-                             [&bids_holder](auction_id id, std::vector<fanout_message> accepted) {
-                                 bids_holder->fan_out(id, std::move(accepted));
-                             });
-    bids_holder = std::make_unique<bid_service>(
-        db, registry, stats,
-        bid_service::limits{cfg.max_pending_bids_per_auction, cfg.max_pending_bids, 128, cfg.db_timeout,
-                            cfg.bid_timeout},
-        std::move(publish), &resolver);
-    bid_service& bids = *bids_holder;
+    bids = std::make_unique<bid_service>(db, registry, stats,
+                                         bid_service::limits{cfg.max_pending_bids_per_auction, cfg.max_pending_bids,
+                                                             128, cfg.db_timeout, cfg.bid_timeout},
+                                         std::move(publish), &resolver);
     close_listener closes(cfg.database_conninfo, registry, &db.watchdog(), cfg.db_timeout);
-    auto ctx = std::make_shared<server_context>(cfg, registry, bids, db, stats);
+    auto ctx = std::make_shared<server_context>(cfg, registry, *bids, db, stats);
     if (bus) {
-        ctx->publish_close = [&bus](auction_id id, const std::string& bid_closed) { bus->publish_close(id, bid_closed); };
-    }
-    ctx->observe = [&registry, &closes, &bus, &db, ctx = ctx.get()] {
-        metrics_extra extra;
-        extra.connections_per_auction = registry.room_sizes();
-        extra.draining = ctx->draining;
-        // Either view of Postgres failing means a new client would not be served now.
-        extra.postgres_up = closes.connected() && db.healthy();
-        extra.redis_configured = static_cast<bool>(bus);
-        extra.redis_connected = bus && bus->connected();
-        extra.redis_reconnects = bus ? bus->reconnects() : 0;
-        extra.bus_rejected = bus ? bus->rejected() : 0;
-        extra.db_queued = db.queued();
-        extra.watchdog_cuts = db.watchdog().cuts();
-        return extra;
-    };
-    net::io_context ioc(static_cast<int>(threads));
-    // Accepting and plain HTTP on a thread of their own (see listener).
-    net::io_context front(1);
-
-    session_registry::hooks hooks;
-    if (bus) {
-        hooks.first_joined = [&bus](auction_id id) { bus->subscribe(id); };
-        hooks.last_left = [&bus](auction_id id) { bus->unsubscribe(id); };
-        // Pauses the auction's bids on the other pods for a little longer than the signal period.
-        hooks.behind = [&bus](auction_id id) { bus->publish_hold(id, 3 * session_registry::signal_every); };
-    }
-    hooks.read_after = [&db, &registry, &ioc, timeout = cfg.db_timeout](auction_id id, seq_t after, std::size_t limit) {
-        const auto retry_later = [&registry, &ioc, id] {
-            registry.fill_failed(id);
-            auto timer = std::make_shared<net::steady_timer>(ioc, std::chrono::milliseconds(500));
-            timer->async_wait([timer, &registry, id](const boost::system::error_code& ec) {
-                if (!ec) {
-                    registry.resync(id);
-                }
-            });
+        ctx->publish_close = [bus = bus.get()](auction_id id, const std::string& bid_closed) {
+            bus->publish_close(id, bid_closed);
         };
-        const bool queued = db.post(db_pool::job{
-            [&registry, id, after, limit, retry_later](auction_store& store) {
-                try {
-                    const auto rows = store.history_after(id, after, limit);
-                    std::vector<feed_event> events;
-                    events.reserve(rows.size());
-                    seq_t prev = after;
-                    for (const auto& row : rows) {
-                        events.push_back(feed_event{prev, row.seq, make_shared_text(serialize_new_bid(id, row))});
-                        prev = row.seq;
-                    }
-                    registry.fill_done(id, events, rows.size() < limit);
-                } catch (const std::exception& e) {
-                    spdlog::debug("cannot read auction {} after seq {}: {}; retrying", id, after, e.what());
-                    retry_later();
-                }
-            },
-            [retry_later](db_pool::refusal) { retry_later(); }, std::chrono::steady_clock::now() + timeout});
-        if (!queued) {
-            retry_later();
-        }
-    };
-    registry.set_hooks(std::move(hooks));
+    }
+    ctx->observe = observer(registry, closes, bus.get(), db, *ctx);
 
+    // The sockets: sessions on `ioc`'s threads; accepting and plain HTTP on a thread of their
+    // own (see listener).
+    net::io_context ioc(static_cast<int>(threads));
+    net::io_context front(1);
+    feed_reader reader(db, registry, ioc, cfg.db_timeout);
+    registry.set_hooks(registry_hooks(bus.get(), reader));
     auto acceptor =
         std::make_shared<listener>(front, ioc, net::ip::tcp::endpoint(net::ip::address_v6::any(), cfg.port), ctx);
+
     acceptor->run();
     closes.start();
     if (bus) {
         bus->start();
     }
     spdlog::info("{} {} ({}) listening on port {}, database {}, {}, {} threads", cfg.app_name, cfg.app_version,
-                 to_string(cfg.env), acceptor->port(), cfg.database_display,
-                 cfg.redis ? "Redis " + cfg.redis->host + ":" + std::to_string(cfg.redis->port)
-                           : std::string("no Redis (single pod)"),
-                 threads);
+                 to_string(cfg.env), acceptor->port(), cfg.database_display, redis_display(cfg), threads);
 
     net::signal_set signals(ioc, SIGINT, SIGTERM);
     std::thread drainer;
@@ -187,35 +206,12 @@ int run_server(const config& cfg) {
         }
         spdlog::info("signal {} received: draining {} connections", signo, registry.size());
         ctx->draining = true;
-        // Whatever blocks (a frozen dependency), the process is gone by DRAIN_TIMEOUT.
-        std::thread([timeout = cfg.drain_timeout] {
-            std::this_thread::sleep_for(timeout);
-            spdlog::warn("drain: DRAIN_TIMEOUT passed with work unfinished; exiting now");
-            spdlog::shutdown();
-            std::_Exit(0);
-        }).detach();
         acceptor->stop();
-        // The drain blocks (waiting for bids in flight), so it runs off the socket threads.
-        // New bids are refused from here on (websocket_session); those in flight finish, their
-        // replies go out before server_shutdown, and what was accepted is published to Redis.
         drainer = std::thread([&] {
-            using clock = std::chrono::steady_clock;
-            const auto deadline = clock::now() + cfg.drain_timeout;
-            const auto remaining = [&] {
-                return std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
-            };
-            if (!bids.wait_idle(remaining() / 2)) {
-                spdlog::warn("drain: bids still in flight at the deadline");
-            }
-            registry.shutdown_all(make_shared_text(serialize_server_shutdown()));
-            while (registry.size() > 0 && clock::now() < deadline) {
-                std::this_thread::sleep_for(std::chrono::milliseconds(10));
-            }
-            if (bus) {
-                bus->stop(std::max(remaining(), std::chrono::milliseconds(0)));
-            }
-            front.stop();
-            ioc.stop();
+            drain(cfg, *bids, registry, bus.get(), [&] {
+                front.stop();
+                ioc.stop();
+            });
         });
     });
 
@@ -226,6 +222,8 @@ int run_server(const config& cfg) {
         pool.emplace_back([&ioc] { ioc.run(); });
     }
     ioc.run();
+
+    // Stopped in the reverse order.
     for (auto& t : pool) {
         t.join();
     }
