@@ -124,10 +124,10 @@ api_route list_route(std::string_view target) {
 }
 
 api_route history_route(auction_id id, std::string_view target) {
-    seq_t since = 0;
+    seq_t since{0};
     std::size_t limit = 100;
     if (const auto s = query_param(target, "since")) {
-        const auto v = parse_integer<seq_t>(*s, 0, std::numeric_limits<seq_t>::max());
+        const auto v = parse_id<seq_t>(*s, 0);
         if (!v) {
             return done(api_error(400, "bad_request", "since must be a non-negative integer"));
         }
@@ -210,12 +210,12 @@ api_route route_api(const api_request& req, const std::string& secret_key, std::
                     const auto a = store.create_auction(request.name, request.initial_price);
                     spdlog::info("auction {} created through the API", a.id);
                     api_reply r{201, auction_json(a), {}, std::nullopt};
-                    r.headers.emplace_back("Location", "/api/bids/" + std::to_string(a.id));
+                    r.headers.emplace_back("Location", "/api/bids/" + to_string(a.id));
                     return r;
                 })};
     }
 
-    const auto id = parse_integer<auction_id>(parts[0], 1, std::numeric_limits<auction_id>::max());
+    const auto id = parse_id<auction_id>(parts[0], 1);
     if (!id || parts.size() > 2) {
         return done(api_error(404, "not_found", "no such resource"));
     }

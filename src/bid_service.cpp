@@ -25,7 +25,7 @@ bid_service::bid_service(db_pool& db, session_registry& registry, metrics& stats
 
 void bid_service::refuse(pending& p, error_code code) {
     stats_.bid_rejected(code);
-    p.reply(0, make_shared_text(serialize_error(code, refusal_text(code), p.request.ref)));
+    p.reply(seq_t{}, make_shared_text(serialize_error(code, refusal_text(code), p.request.ref)));
 }
 
 void bid_service::submit(auction_id id, bid_request request, clock::time_point received, reply_fn reply) {
@@ -186,7 +186,7 @@ void bid_service::decide(auction_store& store, auction_id id, batch& b) {
     for (std::size_t i = 0; i < b.size(); ++i) {
         const auto& req = b[i].request;
         std::string reply;
-        seq_t accepted_seq = 0;
+        seq_t accepted_seq{0};
         if (result.outcome == placement::result::not_found) {
             stats_.bid_rejected(error_code::bid_closed);
             reply = serialize_error(error_code::bid_closed, "this auction no longer exists", req.ref);

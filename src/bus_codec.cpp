@@ -57,7 +57,7 @@ std::string derive_bus_key(std::string_view secret_key, std::string_view databas
 
 bus_codec::bus_codec(std::string prefix, std::string key) : prefix_(std::move(prefix)), key_(std::move(key)) {}
 
-std::string bus_codec::channel(auction_id id) const { return prefix_ + "auction:" + std::to_string(id); }
+std::string bus_codec::channel(auction_id id) const { return prefix_ + "auction:" + to_string(id); }
 
 std::optional<auction_id> bus_codec::auction_of(std::string_view channel) const {
     if (!channel.starts_with(prefix_)) {
@@ -68,7 +68,7 @@ std::optional<auction_id> bus_codec::auction_of(std::string_view channel) const 
     if (!channel.starts_with(kind)) {
         return std::nullopt;
     }
-    return parse_integer<auction_id>(channel.substr(kind.size()), 1, std::numeric_limits<auction_id>::max());
+    return parse_id<auction_id>(channel.substr(kind.size()), 1);
 }
 
 std::string bus_codec::sign(auction_id id, std::string_view header, std::string_view body) const {
@@ -82,7 +82,7 @@ std::string bus_codec::sign(auction_id id, std::string_view header, std::string_
 
 std::string bus_codec::encode_bid(auction_id id, const fanout_message& event, std::int64_t committed_us) const {
     const std::string header =
-        "bid " + std::to_string(event.prev) + " " + std::to_string(event.seq) + " " + std::to_string(committed_us);
+        "bid " + to_string(event.prev) + " " + to_string(event.seq) + " " + std::to_string(committed_us);
     return header + " " + sign(id, header, *event.text) + "\n" + *event.text;
 }
 
@@ -132,7 +132,7 @@ std::optional<bus_message> bus_codec::decode(auction_id id, std::string_view pay
         if (!prev || !seq || !committed || *seq <= *prev) {
             return std::nullopt;
         }
-        return bus_bid{fanout_message{*prev, *seq, make_shared_text(std::string(body))}, *committed};
+        return bus_bid{fanout_message{seq_t(*prev), seq_t(*seq), make_shared_text(std::string(body))}, *committed};
     }
     return std::nullopt;
 }

@@ -80,8 +80,8 @@ std::string value_or(const env_map& env, std::string_view key, std::string fallb
     return it == env.end() || it->second.empty() ? fallback : it->second;
 }
 
-auction_id parse_id(std::string_view text) {
-    const auto id = parse_integer<auction_id>(text, 1, std::numeric_limits<auction_id>::max());
+auction_id auction_id_argument(std::string_view text) {
+    const auto id = parse_id<auction_id>(text, 1);
     if (!id) {
         throw usage_error(fmt::format("ID must be a positive integer (got \"{}\")", text));
     }
@@ -240,7 +240,7 @@ int cmd_bid(const config& cfg, const std::vector<std::string_view>& args) {
     const auto sub = args[0];
     if (sub == "create") {
         std::optional<std::string> name;
-        cents initial = 10'000;
+        cents initial{10'000};
         for (std::size_t i = 1; i < args.size(); ++i) {
             const auto arg = args[i];
             const bool has_value = i + 1 < args.size();
@@ -271,7 +271,7 @@ int cmd_bid(const config& cfg, const std::vector<std::string_view>& args) {
         if (args.size() != 2) {
             throw usage_error("usage: bid close ID");
         }
-        const auto id = parse_id(args[1]);
+        const auto id = auction_id_argument(args[1]);
         const auto r = store.close_auction(id);
         if (!r.found) {
             std::cerr << "auction " << id << " not found\n";

@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
+
+#include "pqxx_conversions.hpp"
 #include <spdlog/spdlog.h>
 
 #include <algorithm>

@@ -30,7 +30,7 @@ std::optional<auction_id> match_ws_bid_path(std::string_view target) {
     if (path.ends_with('/')) {
         path.remove_suffix(1);
     }
-    return parse_integer<auction_id>(path, 1, std::numeric_limits<auction_id>::max());
+    return parse_id<auction_id>(path, 1);
 }
 
 std::optional<std::string_view> query_param(std::string_view target, std::string_view name) {
@@ -60,17 +60,17 @@ std::optional<std::string_view> query_param(std::string_view target, std::string
 upgrade_decision decide_upgrade(const std::vector<std::string>& allowed_hosts, std::string_view target,
                                 std::string_view host, std::optional<std::string_view> origin) {
     if (!request_allowed(allowed_hosts, host, origin)) {
-        return {403, 0, std::nullopt};
+        return {403, auction_id{}, std::nullopt};
     }
     const auto id = match_ws_bid_path(target);
     if (!id) {
-        return {404, 0, std::nullopt};
+        return {404, auction_id{}, std::nullopt};
     }
     upgrade_decision ok{0, *id, std::nullopt};
     if (const auto since = query_param(target, "since")) {
-        ok.since = parse_integer<seq_t>(*since, 0, std::numeric_limits<seq_t>::max());
+        ok.since = parse_id<seq_t>(*since, 0);
         if (!ok.since) {
-            return {400, 0, std::nullopt};
+            return {400, auction_id{}, std::nullopt};
         }
     }
     return ok;

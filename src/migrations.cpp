@@ -2,6 +2,8 @@
 #include <bidding/postgres_store.hpp>
 
 #include <pqxx/pqxx>
+
+#include "pqxx_conversions.hpp"
 #include <spdlog/spdlog.h>
 
 #include <map>

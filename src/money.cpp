@@ -86,19 +86,20 @@ price_parse_result parse_price(std::string_view text) {
     constexpr std::int64_t max_digits = 10;  // max_price_cents has 10 digits
     if (kept > max_digits) return failure(price_error::too_large);
 
-    cents value = 0;
+    std::int64_t value = 0;
     for (std::int64_t k = 0; k < kept && k < n; ++k) value = value * 10 + digit_at(k);
     for (std::int64_t k = n; k < kept; ++k) value *= 10;  // trailing zeros from a positive scale
     // Round half up: only the first dropped digit decides.
     if (kept >= 0 && kept < n && digit_at(kept) >= 5) ++value;
 
     if (value == 0) return failure(price_error::not_positive);
-    if (value > max_price_cents) return failure(price_error::too_large);
-    return price_parse_result{value, price_error::not_a_number};
+    if (cents(value) > max_price_cents) return failure(price_error::too_large);
+    return price_parse_result{cents(value), price_error::not_a_number};
 }
 
-std::string format_cents(cents value) {
+std::string format_cents(cents price) {
     // Work on the unsigned magnitude so that INT64_MIN cannot overflow.
+    const std::int64_t value = price.count();
     const bool negative = value < 0;
     const std::uint64_t magnitude =
         negative ? std::uint64_t{0} - static_cast<std::uint64_t>(value) : static_cast<std::uint64_t>(value);

@@ -3,6 +3,8 @@
 #include <bidding/connection_watchdog.hpp>
 
 #include <pqxx/pqxx>
+
+#include "pqxx_conversions.hpp"
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -274,7 +276,7 @@ placement postgres_store::place_bids(auction_id id, std::span<const bid_request>
             result.txid = head[0][2].as<std::int64_t>();
             const auto last = tx.exec_params(
                 "SELECT (price * 100)::bigint, id FROM bids_bidhistory WHERE bid_id = $1 ORDER BY id DESC LIMIT 1", id);
-            seq_t prev = 0;
+            seq_t prev{0};
             if (!last.empty()) {
                 current = last[0][0].as<cents>();
                 prev = last[0][1].as<seq_t>();

@@ -3,7 +3,7 @@
 #include <bidding/commit_resolver.hpp>
 #include <bidding/close_listener.hpp>
 #include <bidding/db_pool.hpp>
-#include <bidding/feed_reader.hpp>
+#include <bidding/history_reader.hpp>
 #include <bidding/listener.hpp>
 #include <bidding/postgres_store.hpp>
 #include <bidding/protocol.hpp>
@@ -73,7 +73,7 @@ std::unique_ptr<auction_bus> make_bus(const config& cfg, session_registry& regis
 }
 
 // The registry's doors: the bus's subscriptions and pause requests, and reads from the store.
-session_registry::hooks registry_hooks(auction_bus* bus, feed_reader& reader) {
+session_registry::hooks registry_hooks(auction_bus* bus, history_reader& reader) {
     session_registry::hooks hooks;
     if (bus != nullptr) {
         hooks.first_joined = [bus](auction_id id) { bus->subscribe(id); };
@@ -81,7 +81,9 @@ session_registry::hooks registry_hooks(auction_bus* bus, feed_reader& reader) {
         // Pauses the auction's bids on the other pods for a little longer than the signal period.
         hooks.behind = [bus](auction_id id) { bus->publish_hold(id, 3 * session_registry::signal_every); };
     }
-    hooks.read_after = [&reader](auction_id id, seq_t after, std::size_t limit) { reader.read_after(id, after, limit); };
+    hooks.read_after = [&reader](auction_id id, seq_t after, std::size_t limit) {
+        reader.fill_registry(id, after, limit);
+    };
     return hooks;
 }
 
@@ -173,7 +175,14 @@ int run_server(const config& cfg) {
                                                              128, cfg.db_timeout, cfg.bid_timeout},
                                          std::move(publish), &resolver);
     close_listener closes(cfg.database_conninfo, registry, &db.watchdog(), cfg.db_timeout);
-    auto ctx = std::make_shared<server_context>(cfg, registry, *bids, db, stats);
+
+    // The sockets: sessions on `ioc`'s threads; accepting and plain HTTP on a thread of their
+    // own (see listener).
+    net::io_context ioc(static_cast<int>(threads));
+    net::io_context front(1);
+    history_reader history(db, registry, ioc, cfg.db_timeout);
+    registry.set_hooks(registry_hooks(bus.get(), history));
+    auto ctx = std::make_shared<server_context>(cfg, registry, *bids, db, history, stats);
     if (bus) {
         ctx->publish_close = [bus = bus.get()](auction_id id, const std::string& bid_closed) {
             bus->publish_close(id, bid_closed);
@@ -181,12 +190,6 @@ int run_server(const config& cfg) {
     }
     ctx->observe = observer(registry, closes, bus.get(), db, *ctx);
 
-    // The sockets: sessions on `ioc`'s threads; accepting and plain HTTP on a thread of their
-    // own (see listener).
-    net::io_context ioc(static_cast<int>(threads));
-    net::io_context front(1);
-    feed_reader reader(db, registry, ioc, cfg.db_timeout);
-    registry.set_hooks(registry_hooks(bus.get(), reader));
     auto acceptor =
         std::make_shared<listener>(front, ioc, net::ip::tcp::endpoint(net::ip::address_v6::any(), cfg.port), ctx);
 

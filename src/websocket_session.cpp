@@ -113,32 +113,15 @@ void websocket_session::on_accept(error_code_t ec) {
     joined_ = true;
     phase_ = phase::loading;
     auto self = shared_from_this();
-    const bool queued = ctx_->db.post(db_pool::job{
-        [self, limit = ctx_->cfg.history_limit](auction_store& store) {
-            snapshot_result result;
-            try {
-                result.snapshot = store.load_snapshot(self->auction_, limit, self->since_);
-                if (result.snapshot) {
-                    // Where this pod's delivery of the auction starts, if it has not started yet.
-                    self->ctx_->registry.baseline(self->auction_, result.snapshot->info.last_seq);
-                }
-            } catch (const std::exception& e) {
-                spdlog::debug("cannot load auction {}: {}", self->auction_, e.what());
-                result.unavailable = true;
-            }
-            net::post(self->socket_.get_executor(),
-                      [self, result = std::move(result)]() mutable { self->on_snapshot(std::move(result)); });
-        },
-        [self](db_pool::refusal) {
-            net::post(self->socket_.get_executor(), [self] { self->on_snapshot(snapshot_result{std::nullopt, true}); });
-        },
-        clock::now() + ctx_->cfg.db_timeout - ctx_->cfg.db_timeout / 10});
-    if (!queued) {
-        on_snapshot(snapshot_result{std::nullopt, true});
-    }
+    ctx_->history.load_snapshot(auction_, ctx_->cfg.history_limit, since_,
+                                [self](history_reader::snapshot_result result) {
+                                    net::post(self->socket_.get_executor(), [self, result = std::move(result)]() mutable {
+                                        self->on_snapshot(std::move(result));
+                                    });
+                                });
 }
 
-void websocket_session::on_snapshot(snapshot_result result) {
+void websocket_session::on_snapshot(history_reader::snapshot_result result) {
     if (phase_ != phase::loading) {
         return;
     }
@@ -343,34 +326,12 @@ void websocket_session::apply(session_feed::step step, clock::time_point since) 
 
 void websocket_session::start_fill() {
     auto self = shared_from_this();
-    const bool queued = ctx_->db.post(db_pool::job{
-        [self, after = feed_.last()](auction_store& store) {
-            std::optional<std::vector<fanout_message>> rows;
-            bool complete = false;
-            try {
-                const auto entries = store.history_after(self->auction_, after, session_registry::fill_limit);
-                complete = entries.size() < session_registry::fill_limit;
-                rows.emplace();
-                rows->reserve(entries.size());
-                seq_t prev = after;
-                for (const auto& e : entries) {
-                    rows->push_back(fanout_message{prev, e.seq, make_shared_text(serialize_new_bid(self->auction_, e))});
-                    prev = e.seq;
-                }
-            } catch (const std::exception& e) {
-                spdlog::debug("cannot read auction {} after seq {}: {}", self->auction_, after, e.what());
-            }
-            net::post(self->socket_.get_executor(), [self, rows = std::move(rows), complete]() mutable {
-                self->on_fill(std::move(rows), complete);
-            });
-        },
-        [self](db_pool::refusal) {
-            net::post(self->socket_.get_executor(), [self] { self->on_fill(std::nullopt, false); });
-        },
-        clock::now() + ctx_->cfg.db_timeout - ctx_->cfg.db_timeout / 10});
-    if (!queued) {
-        on_fill(std::nullopt, false);
-    }
+    ctx_->history.read_after(auction_, feed_.last(), session_registry::fill_limit,
+                             [self](history_reader::rows_result result) {
+                                 net::post(self->socket_.get_executor(), [self, result = std::move(result)]() mutable {
+                                     self->on_fill(std::move(result.rows), result.complete);
+                                 });
+                             });
 }
 
 void websocket_session::on_fill(std::optional<std::vector<fanout_message>> rows, bool complete) {

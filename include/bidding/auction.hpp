@@ -1,6 +1,7 @@
 #pragma once
 // The domain: an auction ("bid" in the API and the Django tables) and its history.
 #include <bidding/money.hpp>
+#include <bidding/strong_id.hpp>
 
 #include <cstdint>
 #include <optional>
@@ -8,8 +9,10 @@
 
 namespace bidding {
 
-using auction_id = std::int64_t;
-using seq_t = std::int64_t;  // bids_bidhistory.id
+// bids_bid.id: "bid_id" on the wire, the Django app's name for an auction.
+using auction_id = strong_id<struct auction_id_tag>;
+// bids_bidhistory.id: every accepted bid's place in its auction's order (0: none yet).
+using seq_t = strong_id<struct seq_tag>;
 
 enum class auction_status { open, closed };
 

@@ -1,17 +1,36 @@
 #pragma once
 // Money is an integer count of cents. Prices are parsed from their decimal text,
 // never through a binary double, and always printed with exactly two decimals.
+#include <compare>
 #include <cstdint>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <string_view>
 
 namespace bidding {
 
-using cents = std::int64_t;
+// A whole number of cents, after userver's decimal64: it never converts to or from a double, nor
+// silently to a plain integer (count() says so), and it has no to_json: on the wire a price is
+// text with two decimals (format_cents).
+class cents {
+public:
+    constexpr cents() = default;
+    constexpr explicit cents(std::int64_t count) : count_(count) {}
+
+    constexpr std::int64_t count() const { return count_; }
+
+    friend constexpr auto operator<=>(cents, cents) = default;
+    friend constexpr cents operator+(cents a, cents b) { return cents(a.count_ + b.count_); }
+    friend constexpr cents operator-(cents a, cents b) { return cents(a.count_ - b.count_); }
+    friend std::ostream& operator<<(std::ostream& os, cents c) { return os << c.count_ << " cents"; }
+
+private:
+    std::int64_t count_{0};
+};
 
 // numeric(10,2) holds at most 99999999.99.
-inline constexpr cents max_price_cents = 9'999'999'999;
+inline constexpr cents max_price_cents{9'999'999'999};
 
 enum class price_error {
     not_a_number,  // empty, letters, NaN, Infinity, malformed exponent, ...

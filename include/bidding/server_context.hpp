@@ -11,12 +11,14 @@ namespace bidding {
 class session_registry;
 class bid_service;
 class db_pool;
+class history_reader;
 
 struct server_context {
     const config& cfg;
     session_registry& registry;
     bid_service& bids;
-    db_pool& db;
+    db_pool& db;                // the API's jobs
+    history_reader& history;    // the sessions' snapshots and gap fills
     metrics& stats;
     // The state /readyz and /metrics report that lives outside the connection path.
     std::function<metrics_extra()> observe;

@@ -12,6 +12,7 @@
 #include <bidding/fanout.hpp>
 #include <bidding/fanout_load.hpp>
 #include <bidding/feed_subscriber.hpp>
+#include <bidding/history_reader.hpp>
 #include <bidding/http_routes.hpp>
 #include <bidding/outbound_queue.hpp>
 #include <bidding/auction_store.hpp>
@@ -62,13 +63,8 @@ private:
     using error_code_t = boost::system::error_code;
     enum class phase { handshake, loading, live, closing, closed };
 
-    struct snapshot_result {
-        std::optional<auction_snapshot> snapshot;
-        bool unavailable{false};
-    };
-
     void on_accept(error_code_t ec);
-    void on_snapshot(snapshot_result result);
+    void on_snapshot(history_reader::snapshot_result result);
     void do_read();
     void on_readable(error_code_t ec);
     void process(std::string_view bytes);

@@ -1,0 +1,91 @@
+#include <bidding/history_reader.hpp>
+#include <bidding/protocol.hpp>
+
+#include <boost/asio/steady_timer.hpp>
+#include <spdlog/spdlog.h>
+
+#include <memory>
+
+namespace bidding {
+
+namespace {
+
+std::vector<fanout_message> as_messages(auction_id id, seq_t after, const std::vector<history_entry>& entries) {
+    std::vector<fanout_message> out;
+    out.reserve(entries.size());
+    seq_t prev = after;
+    for (const auto& e : entries) {
+        out.push_back(fanout_message{prev, e.seq, make_shared_text(serialize_new_bid(id, e))});
+        prev = e.seq;
+    }
+    return out;
+}
+
+}  // namespace
+
+void history_reader::post(std::function<void(auction_store&)> run, std::function<void()> refused) {
+    // A tenth of the deadline is kept for the answer to travel.
+    const auto deadline = std::chrono::steady_clock::now() + timeout_ - timeout_ / 10;
+    auto on_refusal = [refused](db_pool::refusal) { refused(); };
+    if (!db_.post(db_pool::job{std::move(run), std::move(on_refusal), deadline})) {
+        refused();
+    }
+}
+
+void history_reader::load_snapshot(auction_id id, std::size_t history_limit, std::optional<seq_t> since,
+                                   std::function<void(snapshot_result)> done) {
+    post(
+        [this, id, history_limit, since, done](auction_store& store) {
+            snapshot_result result;
+            try {
+                result.snapshot = store.load_snapshot(id, history_limit, since);
+                if (result.snapshot) {
+                    // Where this pod's delivery of the auction starts, if it has not started yet.
+                    registry_.baseline(id, result.snapshot->info.last_seq);
+                }
+            } catch (const std::exception& e) {
+                spdlog::debug("cannot load auction {}: {}", id, e.what());
+                result.unavailable = true;
+            }
+            done(std::move(result));
+        },
+        [done] { done(snapshot_result{std::nullopt, true}); });
+}
+
+void history_reader::read_after(auction_id id, seq_t after, std::size_t limit, std::function<void(rows_result)> done) {
+    post(
+        [id, after, limit, done](auction_store& store) {
+            rows_result result;
+            try {
+                const auto entries = store.history_after(id, after, limit);
+                result.complete = entries.size() < limit;
+                result.rows = as_messages(id, after, entries);
+            } catch (const std::exception& e) {
+                spdlog::debug("cannot read auction {} after seq {}: {}", id, after, e.what());
+            }
+            done(std::move(result));
+        },
+        [done] { done(rows_result{}); });
+}
+
+void history_reader::fill_registry(auction_id id, seq_t after, std::size_t limit) {
+    read_after(id, after, limit, [this, id](rows_result result) {
+        if (result.rows) {
+            registry_.fill_done(id, *result.rows, result.complete);
+        } else {
+            retry_later(id);
+        }
+    });
+}
+
+void history_reader::retry_later(auction_id id) {
+    registry_.fill_failed(id);
+    auto timer = std::make_shared<boost::asio::steady_timer>(timers_, retry_after);
+    timer->async_wait([timer, this, id](const boost::system::error_code& ec) {
+        if (!ec) {
+            registry_.resync(id);
+        }
+    });
+}
+
+}  // namespace bidding
