@@ -1,4 +1,5 @@
 #include <bidding/api_routes.hpp>
+#include <bidding/api_body.hpp>
 #include <bidding/text.hpp>
 #include <bidding/http_routes.hpp>
 #include <bidding/integer_text.hpp>
