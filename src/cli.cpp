@@ -1,4 +1,5 @@
 #include <bidding/cli.hpp>
+#include <bidding/backoff.hpp>
 #include <bidding/config.hpp>
 #include <bidding/dotenv.hpp>
 #include <bidding/integer_text.hpp>
@@ -115,13 +116,14 @@ std::chrono::seconds parse_wait(std::vector<std::string_view>& args) {
 template <class F>
 auto with_database_wait(std::chrono::seconds wait, F&& body) {
     const auto deadline = std::chrono::steady_clock::now() + wait;
-    auto delay = std::chrono::milliseconds(250);
+    backoff retry(std::chrono::milliseconds(250), std::chrono::milliseconds(2000));
     auto next_note = std::chrono::steady_clock::now();
     for (;;) {
         try {
             return body();
         } catch (const store_unavailable& e) {
             const auto now = std::chrono::steady_clock::now();
+            const auto delay = retry.next();
             if (now + delay >= deadline) {
                 throw;
             }
@@ -130,7 +132,6 @@ auto with_database_wait(std::chrono::seconds wait, F&& body) {
                 next_note = now + std::chrono::seconds(10);
             }
             std::this_thread::sleep_for(delay);
-            delay = std::min(delay * 2, std::chrono::milliseconds(2000));
         }
     }
 }

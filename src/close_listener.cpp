@@ -1,4 +1,5 @@
 #include <bidding/close_listener.hpp>
+#include <bidding/backoff.hpp>
 #include <bidding/connection_watchdog.hpp>
 #include <bidding/postgres_store.hpp>
 #include <bidding/protocol.hpp>
@@ -56,23 +57,22 @@ void close_listener::stop() {
 }
 
 void close_listener::run() {
-    auto backoff = std::chrono::milliseconds(100);
+    backoff retry(std::chrono::milliseconds(100), std::chrono::milliseconds(2000));
     bool warned = false;
     while (!stopping_) {
         try {
             listen_once();
-            backoff = std::chrono::milliseconds(100);
+            retry.reset();
         } catch (const std::exception& e) {
             if (connected_.exchange(false) || !warned) {  // once per outage
-                backoff = std::chrono::milliseconds(100);
+                retry.reset();
                 spdlog::warn("lost Postgres ({}); retrying with backoff", e.what());
             }
             warned = true;
-            const auto until = std::chrono::steady_clock::now() + backoff;
+            const auto until = std::chrono::steady_clock::now() + retry.next();
             while (!stopping_ && std::chrono::steady_clock::now() < until) {
                 std::this_thread::sleep_for(std::chrono::milliseconds(50));
             }
-            backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
         }
     }
 }

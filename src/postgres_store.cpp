@@ -26,19 +26,22 @@ auction_status parse_status(const std::string& text) {
     return text == "open" ? auction_status::open : auction_status::closed;
 }
 
+// The columns history_from reads, in its order; `t` qualifies them ("" or "h.").
+#define BIDDING_HISTORY_COLUMNS(t) t "id, " t "bidder_name, (" t "price * 100)::bigint, " BIDDING_ISO(t "added_at")
+
 history_entry history_from(const pqxx::row& r) {
-    // columns: id, bidder_name, price_cents, added_at
+    // columns: BIDDING_HISTORY_COLUMNS
     return history_entry{r[0].as<seq_t>(), r[1].as<std::string>(), r[2].as<cents>(), r[3].as<std::string>()};
 }
 
 const std::string select_auction_sql =
     "SELECT id, name, status, (initial_price * 100)::bigint, " BIDDING_ISO("created_at") " FROM bids_bid WHERE id = $1";
 const std::string select_history_sql =
-    "SELECT id, bidder_name, (price * 100)::bigint, " BIDDING_ISO("added_at")
+    "SELECT " BIDDING_HISTORY_COLUMNS("")
     " FROM bids_bidhistory WHERE bid_id = $1 ORDER BY id DESC LIMIT $2";
 const std::string insert_history_sql =
     "INSERT INTO bids_bidhistory (bid_id, bidder_name, price, added_at, name) VALUES ($1, $2, $3::numeric, now(), '') "
-    "RETURNING id, bidder_name, (price * 100)::bigint, " BIDDING_ISO("added_at");
+    "RETURNING " BIDDING_HISTORY_COLUMNS("");
 
 auction auction_from(const pqxx::row& r, const std::vector<history_entry>& newest_first) {
     auction a;
@@ -213,7 +216,7 @@ std::optional<auction_snapshot> postgres_store::load_snapshot(auction_id id, std
         } else {
             // One row more than the limit tells whether the client missed more than it gets.
             const auto rows = tx.exec_params(
-                "SELECT id, bidder_name, (price * 100)::bigint, " BIDDING_ISO("added_at")
+                "SELECT " BIDDING_HISTORY_COLUMNS("")
                 " FROM bids_bidhistory WHERE bid_id = $1 AND id > $2 ORDER BY id DESC LIMIT $3",
                 id, *since, limit + 1);
             snap.truncated = rows.size() > history_limit;
@@ -243,7 +246,7 @@ std::vector<history_entry> postgres_store::history_after(auction_id id, seq_t af
     return with_connection(retry::reads, [&](pqxx::connection_base& c) {
         pqxx::read_transaction tx(c);
         std::vector<history_entry> out;
-        for (const auto& r : tx.exec_params("SELECT id, bidder_name, (price * 100)::bigint, " BIDDING_ISO("added_at")
+        for (const auto& r : tx.exec_params("SELECT " BIDDING_HISTORY_COLUMNS("")
                                             " FROM bids_bidhistory WHERE bid_id = $1 AND id > $2 ORDER BY id LIMIT $3",
                                             id, after_seq, static_cast<std::int64_t>(limit))) {
             out.push_back(history_from(r));
@@ -399,7 +402,7 @@ namespace {
 
 const std::string list_sql_head =
     "SELECT b.id, b.name, b.status, (b.initial_price * 100)::bigint, " BIDDING_ISO("b.created_at") ", "
-    "h.id, h.bidder_name, (h.price * 100)::bigint, " BIDDING_ISO("h.added_at") " FROM bids_bid b "
+    BIDDING_HISTORY_COLUMNS("h.") " FROM bids_bid b "
     "LEFT JOIN LATERAL (SELECT id, bidder_name, price, added_at FROM bids_bidhistory "
     "  WHERE bid_id = b.id ORDER BY id DESC LIMIT 1) h ON true ";
 

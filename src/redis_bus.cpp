@@ -1,4 +1,5 @@
 #include <bidding/redis_bus.hpp>
+#include <bidding/backoff.hpp>
 
 #include <hiredis/hiredis.h>
 #include <spdlog/spdlog.h>
@@ -124,7 +125,8 @@ private:
     void subscriber_session(::redisContext* c);
     void handle_reply(void* reply, std::vector<std::pair<auction_id, std::vector<feed_event>>>& bids, bool& pong);
     void wake_subscriber();
-    void backoff_wait(std::chrono::milliseconds& delay, std::mutex& m, std::condition_variable& cv);
+    // Waits out the next backoff step, or less when the bus stops.
+    void backoff_wait(backoff& retry, std::mutex& m, std::condition_variable& cv);
     void remember_dropped(std::deque<outgoing>& messages);
 
     settings settings_;
@@ -259,15 +261,14 @@ void redis_bus::wake_subscriber() {
     [[maybe_unused]] const auto n = ::write(wake_fd_, &one, sizeof one);
 }
 
-void redis_bus::backoff_wait(std::chrono::milliseconds& delay, std::mutex& m, std::condition_variable& cv) {
+void redis_bus::backoff_wait(backoff& retry, std::mutex& m, std::condition_variable& cv) {
     std::unique_lock lock(m);
-    cv.wait_for(lock, delay, [this] { return stopping_.load(); });
-    delay = std::min(delay * 2, max_backoff);
+    cv.wait_for(lock, retry.next(), [this] { return stopping_.load(); });
 }
 
 void redis_bus::run_publisher() {
     context_ptr c;
-    auto delay = initial_backoff;
+    backoff retry(initial_backoff, max_backoff);
     bool ever_connected = false;
     const auto drop_queue = [this](const std::string& why) {
         std::size_t dropped = 0;
@@ -288,14 +289,14 @@ void redis_bus::run_publisher() {
             try {
                 c = connect(settings_.endpoint, settings_.timeout);
             } catch (const redis_failure& e) {
-                if (delay == initial_backoff) {  // once per outage, not at every retry
+                if (retry.fresh()) {  // once per outage, not at every retry
                     spdlog::warn("Redis publisher: {}", e.what());
                 }
                 drop_queue("Redis unreachable");
                 if (stopping_) {
                     break;
                 }
-                backoff_wait(delay, pub_mutex_, pub_ready_);
+                backoff_wait(retry, pub_mutex_, pub_ready_);
                 continue;
             }
             publisher_up_ = true;
@@ -303,7 +304,7 @@ void redis_bus::run_publisher() {
                 ++reconnects_;
             }
             ever_connected = true;
-            delay = initial_backoff;
+            retry.reset();
             spdlog::info("Redis publisher connected to {}:{}", settings_.endpoint.host, settings_.endpoint.port);
             std::lock_guard lock(pub_mutex_);
             // What the other pods missed shows itself by the newest bid of each auction.
@@ -351,7 +352,7 @@ void redis_bus::run_publisher() {
 }
 
 void redis_bus::run_subscriber() {
-    auto delay = initial_backoff;
+    backoff retry(initial_backoff, max_backoff);
     bool ever_connected = false;
     while (!stopping_) {
         try {
@@ -360,17 +361,17 @@ void redis_bus::run_subscriber() {
                 ++reconnects_;
             }
             ever_connected = true;
-            delay = initial_backoff;
+            retry.reset();
             spdlog::info("Redis subscriber connected to {}:{}", settings_.endpoint.host, settings_.endpoint.port);
             subscriber_session(c.get());
         } catch (const redis_failure& e) {
-            if (delay == initial_backoff) {  // once per outage, not at every retry
+            if (retry.fresh()) {  // once per outage, not at every retry
                 spdlog::warn("Redis subscriber: {}; retrying with backoff", e.what());
             }
         }
         subscriber_up_ = false;
         if (!stopping_) {
-            backoff_wait(delay, sub_mutex_, sub_cv_);
+            backoff_wait(retry, sub_mutex_, sub_cv_);
         }
     }
 }
