@@ -1,4 +1,5 @@
 #include <bidding/api_routes.hpp>
+#include <bidding/auction_closing.hpp>
 #include <bidding/api_body.hpp>
 #include <bidding/text.hpp>
 #include <bidding/http_routes.hpp>
@@ -244,7 +245,7 @@ api_route route_api(const api_request& req, const std::string& secret_key, std::
             return done(std::move(*refused));
         }
         return {std::nullopt, guarded([id = *id](auction_store& store) {
-                    const auto r = store.close_auction(id);
+                    const auto [r, bid_closed] = close_auction(store, id);
                     if (!r.found) {
                         return api_error(404, "not_found", "no such auction");
                     }
@@ -258,7 +259,7 @@ api_route route_api(const api_request& req, const std::string& secret_key, std::
                                    {"winner", r.winner ? ordered_json(*r.winner) : ordered_json(nullptr)}};
                     api_reply reply{200, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), {},
                                     std::nullopt};
-                    reply.closed.emplace(id, serialize_bid_closed(id, r.final_price, r.winner));
+                    reply.closed.emplace(id, bid_closed);
                     return reply;
                 })};
     }

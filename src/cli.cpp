@@ -1,4 +1,5 @@
 #include <bidding/cli.hpp>
+#include <bidding/auction_closing.hpp>
 #include <bidding/backoff.hpp>
 #include <bidding/config.hpp>
 #include <bidding/dotenv.hpp>
@@ -273,7 +274,7 @@ int cmd_bid(const config& cfg, const std::vector<std::string_view>& args) {
             throw usage_error("usage: bid close ID");
         }
         const auto id = auction_id_argument(args[1]);
-        const auto r = store.close_auction(id);
+        const auto [r, bid_closed] = close_auction(store, id);
         if (!r.found) {
             std::cerr << "auction " << id << " not found\n";
             return 1;
@@ -283,7 +284,7 @@ int cmd_bid(const config& cfg, const std::vector<std::string_view>& args) {
         if (cfg.redis) {
             const bus_codec codec(cfg.redis_channel_prefix, derive_bus_key(cfg.secret_key, cfg.database_conninfo));
             publish_once(*cfg.redis, codec.channel(id),
-                         codec.encode_close(id, serialize_bid_closed(id, r.final_price, r.winner)));
+                         codec.encode_close(id, bid_closed));
         }
         std::cout << (r.was_open ? "closed" : "already closed") << " auction " << id << ": final price "
                   << format_cents(r.final_price) << ", winner " << r.winner.value_or("(none)") << "\n";

@@ -1,4 +1,5 @@
 #include <bidding/close_listener.hpp>
+#include <bidding/auction_closing.hpp>
 #include <bidding/backoff.hpp>
 #include <bidding/connection_watchdog.hpp>
 #include <bidding/postgres_store.hpp>
@@ -25,11 +26,15 @@ public:
     void operator()(const std::string& payload, int) override {
         // The payload is the bid_closed message itself, built once by the closing process.
         try {
-            const auto id = nlohmann::json::parse(payload).at("bid_id").get<auction_id>();
-            spdlog::info("auction {} closed", id);
-            registry_.close_auction(id, make_shared_text(payload));
+            const auto id = closed_auction_of(payload);
+            if (!id) {
+                spdlog::warn("ignoring a malformed close notification");
+                return;
+            }
+            spdlog::info("auction {} closed", *id);
+            registry_.close_auction(*id, make_shared_text(payload));
         } catch (const std::exception& e) {
-            spdlog::warn("ignoring malformed close notification: {}", e.what());
+            spdlog::warn("close notification not delivered: {}", e.what());
         }
     }
 

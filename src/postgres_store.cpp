@@ -368,7 +368,7 @@ auction postgres_store::create_auction(const std::string& name, cents initial_pr
     });
 }
 
-close_result postgres_store::close_auction(auction_id id) {
+close_result postgres_store::close_auction(auction_id id, const close_announcement& announcement) {
     return with_connection(retry::none, [&](pqxx::connection_base& c) {
         pqxx::work tx(c);
         write_started_ = true;
@@ -391,8 +391,7 @@ close_result postgres_store::close_auction(auction_id id) {
         tx.exec_params0("UPDATE bids_bid SET status = 'closed' WHERE id = $1", id);
         // Delivered to every listening server when (and only when) the close commits. Sent again
         // for an already closed auction: harmless, and it reaches a server that missed the first.
-        tx.exec_params("SELECT pg_notify($1, $2)", std::string(auction_closed_channel),
-                       serialize_bid_closed(id, result.final_price, result.winner));
+        tx.exec_params("SELECT pg_notify($1, $2)", std::string(auction_closed_channel), announcement(result));
         tx.commit();
         return result;
     });

@@ -112,8 +112,10 @@ public:
     virtual commit_status transaction_status(std::int64_t txid) = 0;
 
     virtual auction create_auction(const std::string& name, cents initial_price) = 0;
-    // Closes it and announces the close to every pod, in one transaction.
-    virtual close_result close_auction(auction_id id) = 0;
+    // Closes it and, in the same transaction, announces it to every pod with the text that
+    // `announcement` makes of the result (see auction_closing: the one caller).
+    using close_announcement = std::function<std::string(const close_result&)>;
+    virtual close_result close_auction(auction_id id, const close_announcement& announcement) = 0;
     virtual std::vector<auction> list_auctions() = 0;
     // Ordered by id; `status` filters when given.
     virtual auction_page list_auctions(std::optional<auction_status> status, std::size_t limit,

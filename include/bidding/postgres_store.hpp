@@ -56,8 +56,8 @@ public:
     // txid_status, asked on a connection of its own.
     commit_status transaction_status(std::int64_t txid) override;
     auction create_auction(const std::string& name, cents initial_price) override;
-    // The close is announced with NOTIFY on auction_closed_channel, committed with it.
-    close_result close_auction(auction_id id) override;
+    // The announcement is a NOTIFY on auction_closed_channel, committed with the close.
+    close_result close_auction(auction_id id, const close_announcement& announcement) override;
     std::vector<auction> list_auctions() override;
     auction_page list_auctions(std::optional<auction_status> status, std::size_t limit, std::size_t offset) override;
     std::optional<auction> find_auction(auction_id id) override;
