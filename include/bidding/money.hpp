@@ -7,6 +7,7 @@
 #include <ostream>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 namespace bidding {
 
@@ -17,6 +18,10 @@ class cents {
 public:
     constexpr cents() = default;
     constexpr explicit cents(std::int64_t count) : count_(count) {}
+    // Never from a binary double, not even explicitly: parse_price reads decimal text.
+    template <class F>
+        requires std::is_floating_point_v<F>
+    cents(F) = delete;
 
     constexpr std::int64_t count() const { return count_; }
 

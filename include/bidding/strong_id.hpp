@@ -10,6 +10,7 @@
 #include <functional>
 #include <ostream>
 #include <string>
+#include <type_traits>
 
 namespace bidding {
 
@@ -20,6 +21,9 @@ public:
 
     constexpr strong_id() = default;
     constexpr explicit strong_id(value_type v) : value_(v) {}
+    template <class F>
+        requires std::is_floating_point_v<F>
+    strong_id(F) = delete;
 
     constexpr value_type value() const { return value_; }
 

@@ -55,7 +55,7 @@ public:
                 return r.accepted;
             }
         }
-        return -1;
+        return seq_t{-1};
     }
     std::string text(std::size_t index) {
         std::lock_guard lock(mutex_);
@@ -94,7 +94,7 @@ struct pod {
     explicit pod(bid_service::limits lim = {8, 64, 128, 300ms, 1000ms}) {
         subscriber = std::make_shared<recording_subscriber>();
         registry.join(lot.id, subscriber);
-        registry.baseline(lot.id, 0);
+        registry.baseline(lot.id, seq_t{0});
         resolver = std::make_unique<commit_resolver>(
             std::make_unique<fake_store>(db), commit_resolver::settings{.interval = 10ms, .query_timeout = 200ms},
             [this](auction_id id, std::vector<fanout_message> accepted) { service->fan_out(id, std::move(accepted)); });
@@ -149,7 +149,7 @@ TEST(BidService, DecidesEachBidAgainstThePriceLeftByTheOneBefore) {
     ASSERT_EQ(rows.size(), 2u);
     EXPECT_EQ(p.answers.accepted_seq(0), rows[0].seq);
     EXPECT_EQ(p.answers.accepted_seq(2), rows[1].seq);
-    EXPECT_EQ(p.answers.accepted_seq(1), 0);
+    EXPECT_EQ(p.answers.accepted_seq(1), seq_t{0});
     // This pod's clients got both, in order, and the other pods were told.
     ASSERT_TRUE(p.subscriber->wait_for_seqs(2));
     EXPECT_EQ(p.subscriber->seqs(), (std::vector<seq_t>{rows[0].seq, rows[1].seq}));
@@ -276,7 +276,7 @@ TEST(BidService, ACommitInDoubtIsAnsweredInDoubtAndPublishedOnceFoundCommitted) 
     p.submit(p.lot.id, bid("ann", 10'100), 0);
     ASSERT_TRUE(p.answers.wait(1));
     EXPECT_EQ(p.answers.codes(1)[0], "in_doubt");
-    EXPECT_EQ(p.answers.accepted_seq(0), 0);
+    EXPECT_EQ(p.answers.accepted_seq(0), seq_t{0});
     // Not announced while its outcome is unknown.
     EXPECT_TRUE(p.subscriber->seqs().empty());
     EXPECT_TRUE(p.bus().empty());
@@ -312,7 +312,7 @@ TEST(BidService, BidsOnClosedOrUnknownAuctionsAreAnsweredBidClosed) {
     pod p;
     const auto closed = p.db->add_auction("sold", cents{100}, auction_status::closed);
     p.submit(closed.id, bid("ann", 200), 0);
-    p.submit(999, bid("ann", 200), 1);
+    p.submit(auction_id{999}, bid("ann", 200), 1);
     ASSERT_TRUE(p.answers.wait(2));
     EXPECT_EQ(p.answers.codes(2), (std::vector<std::string>{"bid_closed", "bid_closed"}));
 }

@@ -31,7 +31,8 @@ public:
     auction add_auction(std::string name, cents initial_price, auction_status status = auction_status::open) {
         std::lock_guard lock(mutex_);
         auction a;
-        a.id = next_id_++;
+        a.id = next_id_;
+        next_id_ = auction_id{next_id_.value() + 1};
         a.name = std::move(name);
         a.status = status;
         a.initial_price = a.current_price = initial_price;
@@ -166,7 +167,8 @@ public:
             o.current_price = info.current_price;
             if (o.verdict == bid_verdict::accepted) {
                 o.prev_seq = info.last_seq;
-                o.entry = history_entry{next_seq++, b.name, b.price, "2026-12-02T10:00:00.000Z"};
+                o.entry = history_entry{next_seq, b.name, b.price, "2026-12-02T10:00:00.000Z"};
+                next_seq = seq_t{next_seq.value() + 1};
                 history.push_back(o.entry);
                 info.current_price = b.price;
                 info.last_seq = o.entry.seq;
@@ -200,7 +202,7 @@ public:
         return db_->add_auction(name, initial_price);
     }
 
-    close_result close_auction(auction_id id) override {
+    close_result close_auction(auction_id id, const close_announcement& announcement) override {
         auto lock = enter();
         close_result r;
         const auto it = db_->auctions_.find(id);
@@ -210,6 +212,7 @@ public:
             it->second.info.status = auction_status::closed;
             r.final_price = it->second.info.current_price;
             r.winner = it->second.info.leader;
+            announcement(r);  // as postgres_store: the NOTIFY's text is made once the close is known
         }
         return r;
     }

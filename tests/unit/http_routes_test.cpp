@@ -8,11 +8,12 @@ namespace {
 const std::vector<std::string> local_hosts{"localhost", "127.0.0.1", "[::1]"};
 
 TEST(MatchWsBidPath, AcceptsIdWithOrWithoutTrailingSlashAndQuery) {
-    EXPECT_EQ(match_ws_bid_path("/ws/bid/1"), 1);
-    EXPECT_EQ(match_ws_bid_path("/ws/bid/42/"), 42);
-    EXPECT_EQ(match_ws_bid_path("/ws/bid/42?since=7"), 42);
-    EXPECT_EQ(match_ws_bid_path("/ws/bid/42/?since=7"), 42);
-    EXPECT_EQ(match_ws_bid_path("/ws/bid/9223372036854775807"), 9223372036854775807LL) << "max int64 id must route";
+    EXPECT_EQ(match_ws_bid_path("/ws/bid/1"), auction_id{1});
+    EXPECT_EQ(match_ws_bid_path("/ws/bid/42/"), auction_id{42});
+    EXPECT_EQ(match_ws_bid_path("/ws/bid/42?since=7"), auction_id{42});
+    EXPECT_EQ(match_ws_bid_path("/ws/bid/42/?since=7"), auction_id{42});
+    EXPECT_EQ(match_ws_bid_path("/ws/bid/9223372036854775807"), auction_id{9223372036854775807LL})
+        << "max int64 id must route";
 }
 
 TEST(MatchWsBidPath, RejectsIdsThatAreNotPositive64BitIntegers) {
@@ -34,14 +35,14 @@ TEST(DecideUpgrade, BadIdGives404AndGoodRequestUpgrades) {
     EXPECT_EQ(decide_upgrade(local_hosts, "/ws/bid/abc", "localhost:8000", std::nullopt).status, 404u);
     const auto ok = decide_upgrade(local_hosts, "/ws/bid/7/", "127.0.0.1:8000", std::string_view("http://localhost:3000"));
     EXPECT_EQ(ok.status, 0u);
-    EXPECT_EQ(ok.id, 7);
+    EXPECT_EQ(ok.id, auction_id{7});
 }
 
 TEST(DecideUpgrade, SinceIsANonNegativeIntegerOrTheRequestIs400) {
     const auto ok = decide_upgrade(local_hosts, "/ws/bid/3?since=17", "localhost", std::nullopt);
     EXPECT_EQ(ok.status, 0u);
-    EXPECT_EQ(ok.since, 17);
-    EXPECT_EQ(decide_upgrade(local_hosts, "/ws/bid/3/?x=1&since=0", "localhost", std::nullopt).since, 0);
+    EXPECT_EQ(ok.since, seq_t{17});
+    EXPECT_EQ(decide_upgrade(local_hosts, "/ws/bid/3/?x=1&since=0", "localhost", std::nullopt).since, seq_t{0});
     EXPECT_FALSE(decide_upgrade(local_hosts, "/ws/bid/3", "localhost", std::nullopt).since.has_value())
         << "without since the client gets the newest-first history";
     for (const char* bad : {"/ws/bid/3?since=", "/ws/bid/3?since=-1", "/ws/bid/3?since=abc", "/ws/bid/3?since=1.5",

@@ -16,42 +16,42 @@ void expect_price(const std::string& text, cents expected) {
 
 void expect_error(const std::string& text, price_error expected) {
     const price_parse_result r = parse_price(text);
-    ASSERT_FALSE(r.value.has_value()) << "parse_price(\"" << text << "\") accepted " << *r.value
+    ASSERT_FALSE(r.value.has_value()) << "parse_price(\"" << text << "\") accepted " << r.value->count()
                                       << " cents instead of rejecting";
     EXPECT_EQ(r.error, expected) << "parse_price(\"" << text << "\") gave the wrong error kind";
 }
 
 TEST(ParsePrice, PlainDecimals) {
-    expect_price("123.66", 12366);
-    expect_price("100", 10000);
-    expect_price("0.01", 1);
-    expect_price("5.", 500);
-    expect_price(".5", 50);
-    expect_price("+5", 500);
-    expect_price("007.50", 750);
+    expect_price("123.66", cents{12366});
+    expect_price("100", cents{10000});
+    expect_price("0.01", cents{1});
+    expect_price("5.", cents{500});
+    expect_price(".5", cents{50});
+    expect_price("+5", cents{500});
+    expect_price("007.50", cents{750});
 }
 
 TEST(ParsePrice, SurroundingWhitespaceIsIgnored) {
-    expect_price(" 7.5 ", 750);
-    expect_price("\t\n12\r\n", 1200);
+    expect_price(" 7.5 ", cents{750});
+    expect_price("\t\n12\r\n", cents{1200});
 }
 
 TEST(ParsePrice, RoundsHalfUpOnTheFirstDroppedDigit) {
-    expect_price("2.675", 268);            // a double would give 2.67499999...
-    expect_price("112233.445", 11223345);  // likewise
-    expect_price("0.005", 1);
-    expect_price("1.004", 100);
-    expect_price("1.00499999", 100);  // only the first dropped digit counts
-    expect_price("1.0050000", 101);
-    expect_price("0.0099", 1);
+    expect_price("2.675", cents{268});            // a double would give 2.67499999...
+    expect_price("112233.445", cents{11223345});  // likewise
+    expect_price("0.005", cents{1});
+    expect_price("1.004", cents{100});
+    expect_price("1.00499999", cents{100});  // only the first dropped digit counts
+    expect_price("1.0050000", cents{101});
+    expect_price("0.0099", cents{1});
 }
 
 TEST(ParsePrice, Exponents) {
-    expect_price("1.2345e2", 12345);
-    expect_price("1E2", 10000);
-    expect_price("12345e-2", 12345);
-    expect_price("1e+2", 10000);
-    expect_price("5e-3", 1);   // 0.005 rounds up
+    expect_price("1.2345e2", cents{12345});
+    expect_price("1E2", cents{10000});
+    expect_price("12345e-2", cents{12345});
+    expect_price("1e+2", cents{10000});
+    expect_price("5e-3", cents{1});   // 0.005 rounds up
 }
 
 TEST(ParsePrice, ZeroAndNegativeAreNotPositive) {
@@ -68,7 +68,7 @@ TEST(ParsePrice, ZeroAndNegativeAreNotPositive) {
 
 TEST(ParsePrice, AboveNumeric10_2IsTooLarge) {
     expect_price("99999999.99", max_price_cents);
-    expect_price("99999999.994", 9999999999);
+    expect_price("99999999.994", cents{9999999999});
     expect_error("99999999.995", price_error::too_large);  // rounds to 100000000.00
     expect_error("100000000", price_error::too_large);
     expect_error("1e20", price_error::too_large);
@@ -77,11 +77,11 @@ TEST(ParsePrice, AboveNumeric10_2IsTooLarge) {
 }
 
 TEST(ParsePrice, HugeDigitStrings) {
-    expect_price(std::string(500, '0') + "42.5", 4250);
-    expect_price("0." + std::string(400, '0') + "1e402", 1000);  // 1e-401 * 1e402 = 10
-    expect_price("3.14159" + std::string(600, '9'), 314);
-    expect_price("3.145" + std::string(600, '0'), 315);
-    expect_price("1" + std::string(300, '0') + "e-300", 100);
+    expect_price(std::string(500, '0') + "42.5", cents{4250});
+    expect_price("0." + std::string(400, '0') + "1e402", cents{1000});  // 1e-401 * 1e402 = 10
+    expect_price("3.14159" + std::string(600, '9'), cents{314});
+    expect_price("3.145" + std::string(600, '0'), cents{315});
+    expect_price("1" + std::string(300, '0') + "e-300", cents{100});
     expect_error(std::string(300, '9'), price_error::too_large);
     expect_error("1" + std::string(300, '0') + ".5", price_error::too_large);
     expect_error("0." + std::string(700, '0') + "1", price_error::not_positive);
@@ -96,13 +96,13 @@ TEST(ParsePrice, MalformedTextIsNotANumber) {
 }
 
 TEST(FormatCents, AlwaysTwoDecimals) {
-    EXPECT_EQ(format_cents(12366), "123.66");
-    EXPECT_EQ(format_cents(5), "0.05");
-    EXPECT_EQ(format_cents(0), "0.00");
-    EXPECT_EQ(format_cents(-5), "-0.05");
-    EXPECT_EQ(format_cents(10000), "100.00");
+    EXPECT_EQ(format_cents(cents{12366}), "123.66");
+    EXPECT_EQ(format_cents(cents{5}), "0.05");
+    EXPECT_EQ(format_cents(cents{0}), "0.00");
+    EXPECT_EQ(format_cents(cents{-5}), "-0.05");
+    EXPECT_EQ(format_cents(cents{10000}), "100.00");
     EXPECT_EQ(format_cents(max_price_cents), "99999999.99");
-    EXPECT_EQ(format_cents(-123456), "-1234.56");
+    EXPECT_EQ(format_cents(cents{-123456}), "-1234.56");
 }
 
 TEST(Describe, EachErrorHasItsOwnText) {

@@ -40,34 +40,35 @@ bool is_pong(const std::string& text) { return std::holds_alternative<pong_messa
 TEST(ParseClientMessage, PlainBid) {
     const bid_request b = expect_bid(R"({"name":"bk","price":"123.67"})");
     EXPECT_EQ(b.name, "bk");
-    EXPECT_EQ(b.price, 12367);
+    EXPECT_EQ(b.price, cents{12367});
     EXPECT_EQ(b.ref, std::nullopt);
 }
 
 TEST(ParseClientMessage, ExplicitBidTypeAndRef) {
     const bid_request b = expect_bid(R"({"type":"bid","name":"bk","price":5,"ref":"r1"})");
-    EXPECT_EQ(b.price, 500);
+    EXPECT_EQ(b.price, cents{500});
     EXPECT_EQ(b.ref, "r1");
 }
 
 TEST(ParseClientMessage, JsonNumbersAreReadFromTheirTextNotADouble) {
-    EXPECT_EQ(expect_bid(R"({"name":"a","price":2.675})").price, 268);
-    EXPECT_EQ(expect_bid(R"({"name":"a","price":112233.445})").price, 11223345);
-    EXPECT_EQ(expect_bid(R"({"name":"a","price":1.2345e2})").price, 12345);
-    EXPECT_EQ(expect_bid(R"({"name":"a","price":1E2})").price, 10000);
-    EXPECT_EQ(expect_bid(R"({"name":"a","price":12345e-2})").price, 12345);
-    EXPECT_EQ(expect_bid(R"({"name":"a","price":100})").price, 10000);
-    EXPECT_EQ(expect_bid(R"({"name":"a","price":99999999.994})").price, 9999999999);
+    EXPECT_EQ(expect_bid(R"({"name":"a","price":2.675})").price, cents{268});
+    EXPECT_EQ(expect_bid(R"({"name":"a","price":112233.445})").price, cents{11223345});
+    EXPECT_EQ(expect_bid(R"({"name":"a","price":1.2345e2})").price, cents{12345});
+    EXPECT_EQ(expect_bid(R"({"name":"a","price":1E2})").price, cents{10000});
+    EXPECT_EQ(expect_bid(R"({"name":"a","price":12345e-2})").price, cents{12345});
+    EXPECT_EQ(expect_bid(R"({"name":"a","price":100})").price, cents{10000});
+    EXPECT_EQ(expect_bid(R"({"name":"a","price":99999999.994})").price, cents{9999999999});
     // Through a double printed with 6 decimals these would become 1.005000 and 0.005000.
-    EXPECT_EQ(expect_bid(R"({"name":"a","price":1.0049999999})").price, 100);
+    EXPECT_EQ(expect_bid(R"({"name":"a","price":1.0049999999})").price, cents{100});
     EXPECT_EQ(expect_error(R"({"name":"a","price":0.0049999999})", error_code::invalid_price).message,
               "price must be greater than 0.00");
 }
 
 TEST(ParseClientMessage, CapitalPriceIsAcceptedAndLowerCaseWins) {
-    EXPECT_EQ(expect_bid(R"({"name":"a","Price":"7.5"})").price, 750);
-    EXPECT_EQ(expect_bid(R"({"name":"a","Price":"1","price":"2"})").price, 200) << "\"price\" must win over \"Price\"";
-    EXPECT_EQ(expect_bid(R"({"name":"a","price":"2","Price":"oops"})").price, 200);
+    EXPECT_EQ(expect_bid(R"({"name":"a","Price":"7.5"})").price, cents{750});
+    EXPECT_EQ(expect_bid(R"({"name":"a","Price":"1","price":"2"})").price, cents{200})
+        << "\"price\" must win over \"Price\"";
+    EXPECT_EQ(expect_bid(R"({"name":"a","price":"2","Price":"oops"})").price, cents{200});
 }
 
 TEST(ParseClientMessage, NameIsTrimmed) {
@@ -87,7 +88,7 @@ TEST(ParseClientMessage, NameLengthCountsCodePoints) {
 
 TEST(ParseClientMessage, UnknownFieldsAndNestedValuesAreIgnored) {
     const bid_request b = expect_bid(R"({"name":"a","price":"3","extra":{"price":"9","name":[1,2]},"x":[{}]})");
-    EXPECT_EQ(b.price, 300) << "a nested \"price\" must not be read";
+    EXPECT_EQ(b.price, cents{300}) << "a nested \"price\" must not be read";
     EXPECT_EQ(b.name, "a");
 }
 
@@ -99,7 +100,7 @@ TEST(ParseClientMessage, HugeJsonNumbersAreTooLargeNotInvalidJson) {
     EXPECT_EQ(expect_error(R"({"name":"a","price":-1e400})", error_code::invalid_price).message,
               "price must be greater than 0.00");
     // A huge number elsewhere must not disturb the price.
-    EXPECT_EQ(expect_bid(R"({"x":[1e999,2e999],"name":"a","price":2.675,"y":-3e999})").price, 268);
+    EXPECT_EQ(expect_bid(R"({"x":[1e999,2e999],"name":"a","price":2.675,"y":-3e999})").price, cents{268});
     expect_error(R"({"name":"a","price":1e400)", error_code::invalid_json);  // still must be valid JSON
 }
 
@@ -146,7 +147,7 @@ TEST(ParseClientMessage, DuplicateField) {
     EXPECT_EQ(r.message, "duplicate field \"ref\"");
     EXPECT_EQ(r.ref, std::nullopt) << "an ambiguous ref must not be echoed";
     // "price" and "Price" are different fields.
-    EXPECT_EQ(expect_bid(R"({"name":"a","price":"1","Price":"2"})").price, 100);
+    EXPECT_EQ(expect_bid(R"({"name":"a","price":"1","Price":"2"})").price, cents{100});
 }
 
 TEST(ParseClientMessage, InvalidRef) {
@@ -235,23 +236,23 @@ TEST(ParseClientMessage, InvalidPrice) {
         EXPECT_EQ(e.message, s.message) << "price " << s.price;
         EXPECT_EQ(e.ref, "p");
     }
-    EXPECT_EQ(expect_bid(R"({"name":"a","price":"0.005"})").price, 1);
+    EXPECT_EQ(expect_bid(R"({"name":"a","price":"0.005"})").price, cents{1});
 }
 
 // ---- serializers ---------------------------------------------------------------------
 
-history_entry entry(seq_t seq, std::string bidder, cents price, std::string at) {
-    return history_entry{seq, std::move(bidder), price, std::move(at)};
+history_entry entry(std::int64_t seq, std::string bidder, std::int64_t price_cents, std::string at) {
+    return history_entry{seq_t{seq}, std::move(bidder), cents{price_cents}, std::move(at)};
 }
 
 TEST(Serialize, InitialState) {
     auction a;
-    a.id = 1;
+    a.id = auction_id{1};
     a.name = "Vintage Camera";
     a.status = auction_status::open;
-    a.initial_price = 10000;
-    a.current_price = 12366;
-    a.last_seq = 42;
+    a.initial_price = cents{10000};
+    a.current_price = cents{12366};
+    a.last_seq = seq_t{42};
     const std::vector<history_entry> history{entry(42, "bk", 12366, "2026-11-25T14:00:00.123Z"),
                                              entry(41, "Zoë", 12000, "2026-11-25T13:59:00.000Z")};
     EXPECT_EQ(serialize_initial_state(a, history),
@@ -260,7 +261,7 @@ TEST(Serialize, InitialState) {
               R"({"seq":42,"bidder":"bk","price":"123.66","added_at":"2026-11-25T14:00:00.123Z"},)"
               R"({"seq":41,"bidder":"Zoë","price":"120.00","added_at":"2026-11-25T13:59:00.000Z"}]})");
     a.status = auction_status::closed;
-    a.last_seq = 0;
+    a.last_seq = seq_t{0};
     EXPECT_EQ(serialize_initial_state(a, {}),
               R"({"type":"initial_state","bid":{"id":1,"name":"Vintage Camera","status":"closed",)"
               R"("initial_price":"100.00","current_price":"123.66","last_seq":0},"data":[]})");
@@ -268,36 +269,36 @@ TEST(Serialize, InitialState) {
 
 TEST(Serialize, InitialStateSinceCarriesSinceAndTruncated) {
     auction a;
-    a.id = 2;
+    a.id = auction_id{2};
     a.name = "Antique Vase";
-    a.initial_price = 20000;
-    a.current_price = 20100;
-    a.last_seq = 9;
+    a.initial_price = cents{20000};
+    a.current_price = cents{20100};
+    a.last_seq = seq_t{9};
     const std::vector<history_entry> oldest_first{entry(7, "a", 20050, "2026-11-25T14:00:00.000Z"),
                                                   entry(9, "b", 20100, "2026-11-25T14:00:01.000Z")};
-    EXPECT_EQ(serialize_initial_state(a, oldest_first, 5, false),
+    EXPECT_EQ(serialize_initial_state(a, oldest_first, seq_t{5}, false),
               R"({"type":"initial_state","bid":{"id":2,"name":"Antique Vase","status":"open",)"
               R"("initial_price":"200.00","current_price":"201.00","last_seq":9},"data":[)"
               R"({"seq":7,"bidder":"a","price":"200.50","added_at":"2026-11-25T14:00:00.000Z"},)"
               R"({"seq":9,"bidder":"b","price":"201.00","added_at":"2026-11-25T14:00:01.000Z"}],"since":5})")
         << "a reconnecting client needs the entries after its seq, oldest first, and to know they are";
-    EXPECT_NE(serialize_initial_state(a, oldest_first, 0, true).find(R"("since":0,"truncated":true})"),
+    EXPECT_NE(serialize_initial_state(a, oldest_first, seq_t{0}, true).find(R"("since":0,"truncated":true})"),
               std::string::npos)
         << "a client that missed more than HISTORY_LIMIT must be told";
 }
 
 TEST(Serialize, NewBid) {
-    EXPECT_EQ(serialize_new_bid(1, entry(43, "bk", 12367, "2026-11-25T14:00:01.000Z")),
+    EXPECT_EQ(serialize_new_bid(auction_id{1}, entry(43, "bk", 12367, "2026-11-25T14:00:01.000Z")),
               R"({"type":"new_bid","bid_id":1,"seq":43,"bidder":"bk","price":"123.67",)"
               R"("added_at":"2026-11-25T14:00:01.000Z"})");
 }
 
 TEST(Serialize, EscapesStrings) {
-    EXPECT_EQ(serialize_new_bid(1, entry(1, "a\"b\\c/é", 1, "t")),
+    EXPECT_EQ(serialize_new_bid(auction_id{1}, entry(1, "a\"b\\c/é", 1, "t")),
               R"({"type":"new_bid","bid_id":1,"seq":1,"bidder":"a\"b\\c/é","price":"0.01","added_at":"t"})");
-    EXPECT_EQ(serialize_new_bid(1, entry(1, std::string("x\x01y"), 1, "t")),
+    EXPECT_EQ(serialize_new_bid(auction_id{1}, entry(1, std::string("x\x01y"), 1, "t")),
               R"({"type":"new_bid","bid_id":1,"seq":1,"bidder":"x\u0001y","price":"0.01","added_at":"t"})");
-    EXPECT_NO_THROW(serialize_new_bid(1, entry(1, "bad\xff", 1, "t"))) << "invalid UTF-8 must not throw";
+    EXPECT_NO_THROW(serialize_new_bid(auction_id{1}, entry(1, "bad\xff", 1, "t"))) << "invalid UTF-8 must not throw";
 }
 
 TEST(Serialize, BidAccepted) {
@@ -308,7 +309,8 @@ TEST(Serialize, BidAccepted) {
 }
 
 TEST(Serialize, Error) {
-    EXPECT_EQ(serialize_error(error_code::price_too_low, price_too_low_message(12366), std::nullopt, 12366),
+    EXPECT_EQ(serialize_error(error_code::price_too_low, price_too_low_message(cents{12366}), std::nullopt,
+                              cents{12366}),
               R"({"type":"error","code":"price_too_low","message":"Bid must be higher than 123.66",)"
               R"("ref":null,"current_price":"123.66"})");
     EXPECT_EQ(serialize_error(error_code::invalid_json, "message is not valid JSON", "r9"),
@@ -328,16 +330,16 @@ TEST(Serialize, ErrorCodeNames) {
 
 TEST(Serialize, PingClosedShutdown) {
     EXPECT_EQ(serialize_ping(), R"({"type":"ping"})");
-    EXPECT_EQ(serialize_bid_closed(1, 12367, "bk"),
+    EXPECT_EQ(serialize_bid_closed(auction_id{1}, cents{12367}, "bk"),
               R"({"type":"bid_closed","bid_id":1,"final_price":"123.67","winner":"bk"})");
-    EXPECT_EQ(serialize_bid_closed(2, 10000, std::nullopt),
+    EXPECT_EQ(serialize_bid_closed(auction_id{2}, cents{10000}, std::nullopt),
               R"({"type":"bid_closed","bid_id":2,"final_price":"100.00","winner":null})");
     EXPECT_EQ(serialize_server_shutdown(), R"({"type":"server_shutdown","reconnect":true})");
 }
 
 TEST(PriceTooLowMessage, UsesTwoDecimals) {
-    EXPECT_EQ(price_too_low_message(12366), "Bid must be higher than 123.66");
-    EXPECT_EQ(price_too_low_message(10000), "Bid must be higher than 100.00");
+    EXPECT_EQ(price_too_low_message(cents{12366}), "Bid must be higher than 123.66");
+    EXPECT_EQ(price_too_low_message(cents{10000}), "Bid must be higher than 100.00");
 }
 
 }  // namespace

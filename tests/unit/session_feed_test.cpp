@@ -7,7 +7,9 @@
 namespace bidding {
 namespace {
 
-fanout_message bid(seq_t prev, seq_t seq) { return fanout_message{prev, seq, make_shared_text("bid" + std::to_string(seq))}; }
+fanout_message bid(std::int64_t prev, std::int64_t seq) {
+    return fanout_message{seq_t{prev}, seq_t{seq}, make_shared_text("bid" + std::to_string(seq))};
+}
 
 std::vector<std::string> texts(const session_feed::step& s) {
     std::vector<std::string> out;
@@ -20,15 +22,15 @@ using strings = std::vector<std::string>;
 TEST(SessionFeed, HoldsWhileLoadingAndSendsWhatFollowsTheSnapshot) {
     session_feed feed(1 << 20);
     EXPECT_TRUE(feed.deliver({bid(3, 5), bid(5, 6)}).send.empty()) << "nothing before initial_state";
-    const auto s = feed.start(5);
+    const auto s = feed.start(seq_t{5});
     EXPECT_EQ(texts(s), (strings{"bid6"})) << "5 is in the snapshot: only 6 follows it";
     EXPECT_FALSE(s.fill);
-    EXPECT_EQ(feed.last(), 6);
+    EXPECT_EQ(feed.last(), seq_t{6});
 }
 
 TEST(SessionFeed, DropsDuplicatesAndOldMessages) {
     session_feed feed(1 << 20);
-    feed.start(10);
+    feed.start(seq_t{10});
     EXPECT_TRUE(feed.deliver({bid(8, 9), bid(9, 10)}).send.empty());
     EXPECT_EQ(texts(feed.deliver({bid(10, 12)})), (strings{"bid12"}));
     EXPECT_TRUE(feed.deliver({bid(10, 12)}).send.empty()) << "exactly once";
@@ -36,7 +38,7 @@ TEST(SessionFeed, DropsDuplicatesAndOldMessages) {
 
 TEST(SessionFeed, AGapIsReadFromPostgresBeforeAnythingLaterIsSent) {
     session_feed feed(1 << 20);
-    feed.start(10);
+    feed.start(seq_t{10});
     auto s = feed.deliver({bid(15, 20)});
     EXPECT_TRUE(s.send.empty()) << "15 was never sent to this client: 20 must wait";
     EXPECT_TRUE(s.fill);
@@ -48,7 +50,7 @@ TEST(SessionFeed, AGapIsReadFromPostgresBeforeAnythingLaterIsSent) {
 
 TEST(SessionFeed, AnIncompleteReadAsksForMore) {
     session_feed feed(1 << 20);
-    feed.start(0);
+    feed.start(seq_t{0});
     EXPECT_TRUE(feed.deliver({bid(5, 9)}).fill);
     auto s = feed.filled({bid(0, 2), bid(2, 5)}, false);
     EXPECT_EQ(texts(s), (strings{"bid2", "bid5"}));
@@ -62,16 +64,16 @@ TEST(SessionFeed, HeldMessagesAreBoundedAndReadBackWhenDropped) {
     session_feed feed(10);
     feed.deliver({bid(0, 1), bid(1, 2), bid(2, 3), bid(3, 4)});
     EXPECT_LE(feed.held_bytes(), 10u) << "held messages beyond the bound must be forgotten";
-    const auto s = feed.start(0);
+    const auto s = feed.start(seq_t{0});
     EXPECT_TRUE(s.fill) << "what was dropped is read back from Postgres";
     const auto f = feed.filled({bid(0, 1), bid(1, 2), bid(2, 3), bid(3, 4)}, true);
     EXPECT_EQ(texts(f).back(), "bid4");
-    EXPECT_EQ(feed.last(), 4);
+    EXPECT_EQ(feed.last(), seq_t{4});
 }
 
 TEST(SessionFeed, OverflowDuringAFillReadsAgain) {
     session_feed feed(10);
-    feed.start(0);
+    feed.start(seq_t{0});
     EXPECT_TRUE(feed.deliver({bid(1, 2)}).fill);
     feed.deliver({bid(2, 3), bid(3, 4), bid(4, 5)});  // beyond the bound while filling
     const auto s = feed.filled({bid(0, 1)}, true);
@@ -83,10 +85,10 @@ TEST(SessionFeed, OverflowDuringAFillReadsAgain) {
 
 TEST(SessionFeed, BidAcceptedWaitsForItsNewBid) {
     session_feed feed(1 << 20);
-    feed.start(10);
-    auto s = feed.reply(12, make_shared_text("accepted12"));
+    feed.start(seq_t{10});
+    auto s = feed.reply(seq_t{12}, make_shared_text("accepted12"));
     EXPECT_TRUE(s.send.empty()) << "the bidder must see new_bid 12 first";
-    s = feed.reply(0, make_shared_text("error"));
+    s = feed.reply(seq_t{0}, make_shared_text("error"));
     EXPECT_TRUE(s.send.empty()) << "replies keep their order";
     s = feed.deliver({bid(10, 12)});
     EXPECT_EQ(texts(s), (strings{"bid12", "accepted12", "error"}));
@@ -94,9 +96,9 @@ TEST(SessionFeed, BidAcceptedWaitsForItsNewBid) {
 
 TEST(SessionFeed, ErrorsGoOutAtOnceAndTheLastWordTakesWhatWaits) {
     session_feed feed(1 << 20);
-    feed.start(0);
-    EXPECT_EQ(texts(feed.reply(0, make_shared_text("error"))), (strings{"error"}));
-    feed.reply(7, make_shared_text("accepted7"));
+    feed.start(seq_t{0});
+    EXPECT_EQ(texts(feed.reply(seq_t{0}, make_shared_text("error"))), (strings{"error"}));
+    feed.reply(seq_t{7}, make_shared_text("accepted7"));
     EXPECT_EQ(feed.waiting_replies(), 1u);
     const auto left = feed.take_replies();
     ASSERT_EQ(left.size(), 1u);

@@ -1,6 +1,7 @@
 // The registry between the bid path, the bus and the sessions: delivery in seq order, exactly
 // once, to every subscriber, and what it does when the bus loses a message (reads the store).
 #include "fakes.hpp"
+#include "test_values.hpp"
 
 #include <bidding/session_registry.hpp>
 
@@ -15,8 +16,9 @@ using namespace std::chrono_literals;
 namespace {
 
 feed_event event(seq_t prev, seq_t seq) {
-    return feed_event{prev, seq, make_shared_text("{\"seq\":" + std::to_string(seq) + "}")};
+    return feed_event{prev, seq, make_shared_text("{\"seq\":" + to_string(seq) + "}")};
 }
+feed_event event(std::int64_t prev, std::int64_t seq) { return event(seq_t{prev}, seq_t{seq}); }
 
 // Accepted bids as a pod's bid path makes them: decided by the store, in order.
 std::vector<feed_event> place(fake_store& store, auction_id id, std::initializer_list<std::int64_t> prices) {
@@ -79,17 +81,17 @@ TEST(SessionRegistry, DeliversInSeqOrderExactlyOnceToEverySubscriber) {
     session_registry registry;
     auto a = std::make_shared<recording_subscriber>();
     auto b = std::make_shared<recording_subscriber>();
-    registry.join(7, a);
-    registry.join(7, b);
-    registry.baseline(7, 0);
-    registry.publish(7, {event(0, 1)});
-    registry.publish(7, {event(2, 3)});  // early: held until 2 arrives
-    registry.publish(7, {event(1, 2)});
-    registry.publish(7, {event(1, 2), event(0, 1)});  // duplicates (Redis and the local path)
-    EXPECT_EQ(a->seqs(), (std::vector<seq_t>{1, 2, 3}));
-    EXPECT_EQ(b->seqs(), (std::vector<seq_t>{1, 2, 3}));
+    registry.join(auction_id{7}, a);
+    registry.join(auction_id{7}, b);
+    registry.baseline(auction_id{7}, seq_t{0});
+    registry.publish(auction_id{7}, {event(0, 1)});
+    registry.publish(auction_id{7}, {event(2, 3)});  // early: held until 2 arrives
+    registry.publish(auction_id{7}, {event(1, 2)});
+    registry.publish(auction_id{7}, {event(1, 2), event(0, 1)});  // duplicates (Redis and the local path)
+    EXPECT_EQ(a->seqs(), seq_list({1, 2, 3}));
+    EXPECT_EQ(b->seqs(), seq_list({1, 2, 3}));
     // Another auction's bids do not reach them.
-    registry.publish(8, {event(0, 4)});
+    registry.publish(auction_id{8}, {event(0, 4)});
     EXPECT_EQ(a->seqs().size(), 3u);
 }
 
@@ -100,7 +102,7 @@ TEST(SessionRegistry, AMessageTheBusLostIsReadFromTheStoreAndDeliveredInOrder) {
     remote_pod remote(db);
     auto sub = std::make_shared<recording_subscriber>();
     remote.registry.join(lot.id, sub);
-    remote.registry.baseline(lot.id, 0);
+    remote.registry.baseline(lot.id, seq_t{0});
 
     const int reads_at_start = remote.reads;  // a feed always checks the store when delivery starts
     const auto events = place(local, lot.id, {200, 300, 400});
@@ -119,7 +121,7 @@ TEST(SessionRegistry, ALostLastMessageIsFoundWhenTheBusReconnects) {
     remote_pod remote(db);
     auto sub = std::make_shared<recording_subscriber>();
     remote.registry.join(lot.id, sub);
-    remote.registry.baseline(lot.id, 0);
+    remote.registry.baseline(lot.id, seq_t{0});
 
     const auto events = place(local, lot.id, {200, 300});
     remote.lose = {events[1].seq};
@@ -138,7 +140,7 @@ TEST(SessionRegistry, AFailedReadIsAskedForAgainAndNothingIsDeliveredTwice) {
     remote_pod remote(db);
     auto sub = std::make_shared<recording_subscriber>();
     remote.registry.join(lot.id, sub);
-    remote.registry.baseline(lot.id, 0);
+    remote.registry.baseline(lot.id, seq_t{0});
 
     const int reads_at_start = remote.reads;
     const auto first = place(local, lot.id, {200, 300, 400});
@@ -161,18 +163,18 @@ TEST(SessionRegistry, SubscribesWithTheFirstSessionAndUnsubscribesAfterTheLast) 
     session_registry registry;
     std::vector<std::string> calls;
     session_registry::hooks h;
-    h.first_joined = [&](auction_id id) { calls.push_back("subscribe " + std::to_string(id)); };
-    h.last_left = [&](auction_id id) { calls.push_back("unsubscribe " + std::to_string(id)); };
+    h.first_joined = [&](auction_id id) { calls.push_back("subscribe " + to_string(id)); };
+    h.last_left = [&](auction_id id) { calls.push_back("unsubscribe " + to_string(id)); };
     registry.set_hooks(std::move(h));
     auto a = std::make_shared<recording_subscriber>();
     auto b = std::make_shared<recording_subscriber>();
-    registry.join(3, a);
-    registry.join(3, b);
+    registry.join(auction_id{3}, a);
+    registry.join(auction_id{3}, b);
     EXPECT_EQ(registry.size(), 2u);
-    registry.leave(3, a.get());
+    registry.leave(auction_id{3}, a.get());
     EXPECT_EQ(calls, std::vector<std::string>{"subscribe 3"});
-    registry.leave(3, b.get());
-    registry.leave(3, b.get());  // twice is harmless
+    registry.leave(auction_id{3}, b.get());
+    registry.leave(auction_id{3}, b.get());  // twice is harmless
     EXPECT_EQ(calls, (std::vector<std::string>{"subscribe 3", "unsubscribe 3"}));
     EXPECT_EQ(registry.size(), 0u);
     EXPECT_TRUE(registry.auctions().empty());
@@ -182,9 +184,9 @@ TEST(SessionRegistry, CloseReachesTheAuctionsSubscribersAndShutdownReachesAll) {
     session_registry registry;
     auto a = std::make_shared<recording_subscriber>();
     auto b = std::make_shared<recording_subscriber>();
-    registry.join(1, a);
-    registry.join(2, b);
-    registry.close_auction(1, make_shared_text("closed 1"));
+    registry.join(auction_id{1}, a);
+    registry.join(auction_id{2}, b);
+    registry.close_auction(auction_id{1}, make_shared_text("closed 1"));
     EXPECT_EQ(a->last_words(), std::vector<std::string>{"closed 1"});
     EXPECT_TRUE(b->last_words().empty());
     registry.shutdown_all(make_shared_text("bye"));
@@ -196,22 +198,22 @@ TEST(SessionRegistry, ASubscriberAlreadyGoneIsSkipped) {
     session_registry registry;
     auto a = std::make_shared<recording_subscriber>();
     auto gone = std::make_shared<recording_subscriber>();
-    registry.join(1, a);
-    registry.join(1, gone);
-    registry.baseline(1, 0);
+    registry.join(auction_id{1}, a);
+    registry.join(auction_id{1}, gone);
+    registry.baseline(auction_id{1}, seq_t{0});
     gone.reset();  // destroyed before it could leave
-    registry.publish(1, {event(0, 1)});
-    registry.close_auction(1, make_shared_text("closed"));
-    EXPECT_EQ(a->seqs(), std::vector<seq_t>{1});
+    registry.publish(auction_id{1}, {event(0, 1)});
+    registry.close_auction(auction_id{1}, make_shared_text("closed"));
+    EXPECT_EQ(a->seqs(), seq_list({1}));
 }
 
 TEST(SessionRegistry, AHoldFromAnotherPodRefusesBidsUntilItEnds) {
     session_registry registry;
     auto a = std::make_shared<recording_subscriber>();
-    const auto load = registry.join(1, a);
+    const auto load = registry.join(auction_id{1}, a);
     const auto now = fanout_load::clock::now();
     EXPECT_FALSE(load->refuse_bids(now));
-    registry.hold(1, now + 300ms);
+    registry.hold(auction_id{1}, now + 300ms);
     EXPECT_TRUE(load->refuse_bids(now + 100ms));
     EXPECT_FALSE(load->refuse_bids(now + 400ms));
 }
