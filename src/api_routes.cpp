@@ -7,9 +7,11 @@
 #include <bidding/jwt.hpp>
 #include <bidding/protocol.hpp>
 
+#include <boost/url/parse.hpp>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include <iterator>
 #include <limits>
 
 namespace bidding {
@@ -18,21 +20,20 @@ namespace {
 
 using ordered_json = nlohmann::ordered_json;
 
-// Splits "/api/bids/12/history" after "/api/bids" into {"12", "history"}; a trailing slash is ignored.
-std::vector<std::string_view> segments_after(std::string_view path, std::string_view prefix) {
-    std::vector<std::string_view> out;
-    path.remove_prefix(prefix.size());
-    if (path.ends_with('/')) {
-        path.remove_suffix(1);
+// The path segments of "/api/bids/12/history" after "/api/bids", as Boost.URL splits the
+// target's path: {"12", "history"}, still percent-encoded; one trailing slash is ignored.
+std::vector<std::string_view> segments_after_api_bids(std::string_view target) {
+    const auto url = boost::urls::parse_origin_form(target);
+    if (!url) {
+        return {};  // route_api sees an empty path first: no such route
     }
-    while (!path.empty()) {
-        if (path.front() != '/') {
-            return {"\x01"};  // "/api/bidsX": no such route
-        }
-        path.remove_prefix(1);
-        const auto slash = path.find('/');
-        out.push_back(path.substr(0, slash));
-        path = slash == std::string_view::npos ? std::string_view{} : path.substr(slash);
+    std::vector<std::string_view> out;
+    const auto segments = url->encoded_segments();
+    for (auto it = std::next(segments.begin(), 2); it != segments.end(); ++it) {  // past "api", "bids"
+        out.emplace_back(*it);
+    }
+    if (!out.empty() && out.back().empty()) {
+        out.pop_back();
     }
     return out;
 }
@@ -186,7 +187,7 @@ api_route route_api(const api_request& req, const std::string& secret_key, std::
     if (path != "/api/bids" && !path.starts_with("/api/bids/")) {
         return done(api_error(404, "not_found", "no such resource"));
     }
-    const auto parts = segments_after(path, "/api/bids");
+    const auto parts = segments_after_api_bids(req.target);
     const bool get = req.method == "GET" || req.method == "HEAD";
     const bool post = req.method == "POST";
 

@@ -2,6 +2,10 @@
 #include <bidding/text.hpp>
 #include <bidding/integer_text.hpp>
 
+#include <boost/url/grammar/ci_string.hpp>
+#include <boost/url/parse.hpp>
+#include <boost/url/url.hpp>
+
 #include <algorithm>
 #include <charconv>
 #include <limits>
@@ -16,13 +20,6 @@ namespace bidding {
 namespace {
 
 constexpr auto is_digit = is_ascii_digit;
-
-int hex_digit(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
 
 // The offending value for an error message: quoted, capped and printable so that the
 // message stays on one line. Only for variables that hold no secret.
@@ -181,82 +178,45 @@ constexpr std::pair<std::string_view, std::string_view> connection_defaults[] = 
 };
 
 // The path of a postgres:// URL without its leading slash, percent-decoded: the database name.
-std::string database_name_of_url(std::string_view url) {
-    const std::size_t authority = url.find("://") + 3;
-    const std::size_t slash = url.find('/', authority);
-    if (slash == std::string_view::npos) return {};
-    std::string_view path = url.substr(slash + 1);
-    path = path.substr(0, path.find_first_of("?#"));
-    std::string out;
-    for (std::size_t i = 0; i < path.size(); ++i) {
-        if (path[i] == '%' && i + 2 < path.size()) {
-            const int hi = hex_digit(path[i + 1]);
-            const int lo = hex_digit(path[i + 2]);
-            if (hi >= 0 && lo >= 0) {
-                out += static_cast<char>(hi * 16 + lo);
-                i += 2;
-                continue;
-            }
-        }
-        out += path[i];
-    }
-    return out;
+std::string database_name_of_url(const boost::urls::url_view& url) {
+    std::string path = url.path();
+    return path.empty() ? path : path.substr(1);  // an absolute path: database_from_url checked
 }
 
 const std::string database_url_form = "a URL starting with postgres:// or postgresql://";
 
 database_settings database_from_url(std::string_view url) {
-    const std::string scheme_lower = to_lower(url.substr(0, std::min<std::size_t>(url.size(), 13)));
-    if (!scheme_lower.starts_with("postgres://") && !scheme_lower.starts_with("postgresql://")) {
-        // No value in the message: the URL may carry a password.
+    // No value in the messages: the URL may carry a password.
+    const auto parsed = boost::urls::parse_uri(url);
+    // Boost.URL 1.81 lets a path without its leading "/" follow the authority ("db:5x/bids" reads
+    // as port 5, path "x/bids"); RFC 3986 does not.
+    if (!parsed || (!parsed->encoded_path().empty() && !parsed->is_path_absolute())) {
+        throw config_error("DATABASE_URL", "DATABASE_URL must be " + database_url_form +
+                                               " that parses as a URL (RFC 3986): one host[:port], and characters "
+                                               "such as @ / : # ? and spaces percent-encoded in the user name and "
+                                               "password");
+    }
+    const boost::urls::url_view& given = *parsed;
+    using boost::urls::grammar::ci_is_equal;
+    const bool postgres = ci_is_equal(given.scheme(), "postgres") || ci_is_equal(given.scheme(), "postgresql");
+    if (!postgres || !given.has_authority()) {
         throw config_error("DATABASE_URL", "DATABASE_URL must be " + database_url_form);
     }
-    std::string conninfo(url);
-    const std::size_t query = conninfo.find('?');
-    std::vector<std::string_view> given;  // the query's parameter names
-    if (query != std::string::npos) {
-        std::string_view q = std::string_view(url).substr(query + 1);
-        while (!q.empty()) {
-            const std::size_t amp = q.find('&');
-            const std::string_view pair = q.substr(0, amp);
-            given.push_back(pair.substr(0, pair.find('=')));
-            if (amp == std::string_view::npos) break;
-            q.remove_prefix(amp + 1);
-        }
-    }
-    bool first = query == std::string::npos;
+    boost::urls::url conninfo(given);
+    const auto given_params = given.params(boost::urls::encoding_opts{false, false, false});  // names decoded
     for (const auto& [key, value] : connection_defaults) {
-        if (std::find(given.begin(), given.end(), key) != given.end()) continue;  // the URL's own value wins
-        conninfo += first ? '?' : '&';
-        first = false;
-        conninfo += key;
-        conninfo += '=';
-        conninfo += value;
+        if (given_params.contains(key)) continue;  // the URL's own value wins
+        conninfo.encoded_params().append({key, value});
     }
 
     // Display: the userinfo password and any password= query parameter become "***".
-    std::string display = conninfo;
-    const std::size_t authority_begin = display.find("://") + 3;
-    const std::size_t authority_end = std::min(display.find_first_of("/?#", authority_begin), display.size());
-    const std::size_t at = display.rfind('@', authority_end - 1);
-    if (at != std::string::npos && at >= authority_begin) {
-        const std::size_t colon = display.find(':', authority_begin);
-        if (colon != std::string::npos && colon < at) display.replace(colon + 1, at - colon - 1, "***");
+    boost::urls::url display(conninfo);
+    if (display.has_password()) display.set_encoded_password("***");
+    auto display_params = display.params(boost::urls::encoding_opts{false, false, false});
+    for (auto it = display_params.begin(); it != display_params.end(); ++it) {
+        if (const auto p = *it; p.key == "password" && p.has_value) it = display_params.set(it, "***");
     }
-    if (const std::size_t q = display.find('?'); q != std::string::npos) {
-        std::size_t p = q + 1;
-        while (p < display.size()) {
-            std::size_t amp = display.find('&', p);
-            if (amp == std::string::npos) amp = display.size();
-            if (std::string_view(display).substr(p, amp - p).starts_with("password=")) {
-                const std::size_t value_begin = p + 9;
-                display.replace(value_begin, amp - value_begin, "***");
-                amp = value_begin + 3;
-            }
-            p = amp + 1;
-        }
-    }
-    return {std::move(conninfo), std::move(display), database_name_of_url(url)};
+    return {std::string(conninfo.buffer()), std::string(display.buffer()), database_name_of_url(given)};
 }
 
 database_settings database_from_parts(const env_map& env) {
@@ -330,68 +290,49 @@ redis_endpoint parse_redis_url(std::string_view url) {
         // Never the value: it may hold a password.
         throw config_error("REDIS_URL", "REDIS_URL must look like redis://[:password@]host:port[/db]");
     };
-    constexpr std::string_view scheme = "redis://";
-    if (url.size() < scheme.size() || to_lower(url.substr(0, scheme.size())) != scheme) return bad();
-    std::string_view rest = url.substr(scheme.size());
-
-    const std::size_t slash = rest.find('/');
-    std::string_view authority = rest.substr(0, slash);
-    const std::string_view path = slash == std::string_view::npos ? std::string_view{} : rest.substr(slash + 1);
-
-    redis_endpoint out;
-    if (const std::size_t at = authority.rfind('@'); at != std::string_view::npos) {
-        const std::string_view userinfo = authority.substr(0, at);
-        authority.remove_prefix(at + 1);
-        const std::size_t colon = userinfo.find(':');
-        if (colon == std::string_view::npos) return bad();  // a user without a password
-        const std::string_view encoded = userinfo.substr(colon + 1);  // the user name is not used
-        for (std::size_t i = 0; i < encoded.size(); ++i) {
-            if (encoded[i] != '%') {
-                out.password += encoded[i];
-                continue;
-            }
-            if (i + 2 >= encoded.size()) return bad();  // "%" needs two hex digits
-            const int hi = hex_digit(encoded[i + 1]);
-            const int lo = hex_digit(encoded[i + 2]);
-            if (hi < 0 || lo < 0) return bad();
-            out.password += static_cast<char>(hi * 16 + lo);
-            i += 2;
-        }
+    const auto parsed = boost::urls::parse_uri(url);  // a bad % escape fails here
+    if (!parsed) return bad();
+    const boost::urls::url_view& u = *parsed;
+    if (!boost::urls::grammar::ci_is_equal(u.scheme(), "redis") || !u.has_authority() || u.has_query() ||
+        u.has_fragment()) {
+        return bad();
     }
 
-    std::string_view host;
-    std::string_view port_text;
-    if (!authority.empty() && authority.front() == '[') {
-        const std::size_t close = authority.find(']');
-        if (close == std::string_view::npos || close < 2) return bad();
-        host = authority.substr(1, close - 1);  // without brackets: ready for a resolver
-        const std::string_view after = authority.substr(close + 1);
-        if (!after.empty()) {
-            if (after.front() != ':') return bad();
-            port_text = after.substr(1);
-            if (port_text.empty()) return bad();
-        }
-        if (!std::all_of(host.begin(), host.end(), [](char c) { return hex_digit(c) >= 0 || c == ':' || c == '.'; }))
-            return bad();
-    } else {
-        const std::size_t colon = authority.find(':');
-        host = authority.substr(0, colon);
-        if (colon != std::string_view::npos) {
-            port_text = authority.substr(colon + 1);
-            if (port_text.empty()) return bad();
-        }
+    redis_endpoint out;
+    if (u.has_userinfo()) {
+        if (!u.has_password()) return bad();  // a user without a password
+        out.password = u.password();          // percent-decoded; the user name is not used
+    }
+
+    switch (u.host_type()) {
+    case boost::urls::host_type::ipv6:
+        out.host = u.host_address();  // without brackets: ready for a resolver
+        break;
+    case boost::urls::host_type::ipv4:
+    case boost::urls::host_type::name: {
+        const std::string_view host = u.encoded_host();
         const auto host_char = [](char c) {
             return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '.' || c == '-' || c == '_';
         };
-        if (!std::all_of(host.begin(), host.end(), host_char)) return bad();
+        if (host.empty() || !std::all_of(host.begin(), host.end(), host_char)) return bad();
+        out.host = std::string(host);
+        break;
     }
-    if (host.empty()) return bad();
-    out.host = std::string(host);
+    default:
+        return bad();  // [vX.future]
+    }
 
-    if (!port_text.empty()) {
-        const auto port = parse_unsigned(port_text);
+    if (u.has_port()) {
+        const auto port = parse_unsigned(u.port());  // "host:" has an empty port: refused
         if (!port || *port < 1 || *port > 65535) return bad();
         out.port = static_cast<std::uint16_t>(*port);
+    }
+    std::string_view path = u.encoded_path();
+    if (!path.empty()) {
+        // Boost.URL 1.81 lets a path without its leading "/" follow the authority ("host:1,5"
+        // reads as port 1, path ",5"); RFC 3986 does not.
+        if (!u.is_path_absolute()) return bad();
+        path.remove_prefix(1);
     }
     if (!path.empty()) {
         const auto db = parse_unsigned(path);

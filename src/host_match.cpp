@@ -1,6 +1,9 @@
 #include <bidding/host_match.hpp>
 #include <bidding/text.hpp>
 
+#include <boost/url/authority_view.hpp>
+#include <boost/url/parse.hpp>
+
 #include <algorithm>
 #include <cstddef>
 
@@ -9,29 +12,6 @@ namespace bidding {
 namespace {
 
 constexpr auto is_digit = is_ascii_digit;
-bool is_hex(char c) { return is_digit(c) || (c >= 'a' && c <= 'f'); }
-
-// Django's host_validation_re, applied to an already lower-cased host:
-// ^([a-z0-9.-]+|\[[a-f0-9]*:[a-f0-9\.:]+\])(:[0-9]+)?$
-bool valid_port_suffix(std::string_view s) {
-    if (s.empty()) return true;
-    if (s.front() != ':' || s.size() < 2) return false;
-    return std::all_of(s.begin() + 1, s.end(), is_digit);
-}
-
-bool valid_ipv6_literal(std::string_view s) {  // "[...]" including the brackets
-    if (s.size() < 3 || s.front() != '[' || s.back() != ']') return false;
-    const std::string_view inner = s.substr(1, s.size() - 2);
-    std::size_t i = 0;
-    while (i < inner.size() && is_hex(inner[i])) ++i;
-    if (i == inner.size() || inner[i] != ':') return false;
-    ++i;
-    if (i == inner.size()) return false;  // [a-f0-9\.:]+ needs at least one character
-    for (; i < inner.size(); ++i) {
-        if (!is_hex(inner[i]) && inner[i] != '.' && inner[i] != ':') return false;
-    }
-    return true;
-}
 
 bool is_name_char(char c) { return is_digit(c) || (c >= 'a' && c <= 'z') || c == '.' || c == '-'; }
 
@@ -58,45 +38,37 @@ bool has_wildcard(const std::vector<std::string>& patterns) {
 
 }  // namespace
 
+// Django's host_validation_re, ^([a-z0-9.-]+|\[[a-f0-9]*:[a-f0-9\.:]+\])(:[0-9]+)?$, over an
+// authority as Boost.URL parses it: no userinfo, a non-empty port when a colon is given, and an
+// IPv6 literal that is an IPv6 address.
 std::optional<std::string> normalize_host(std::string_view host_with_port) {
-    const std::string host = to_lower(host_with_port);
-    if (host.empty()) return std::nullopt;
-
-    std::string_view view = host;
-    if (view.front() == '[') {
-        const std::size_t close = view.find(']');
-        if (close == std::string_view::npos) return std::nullopt;
-        const std::string_view literal = view.substr(0, close + 1);
-        if (!valid_ipv6_literal(literal) || !valid_port_suffix(view.substr(close + 1))) return std::nullopt;
-        return std::string(literal);  // brackets kept, as in ALLOWED_HOSTS
+    const std::string lowered = to_lower(host_with_port);
+    const auto parsed = boost::urls::parse_authority(lowered);
+    if (!parsed || parsed->has_userinfo()) return std::nullopt;
+    if (parsed->has_port() && parsed->port().empty()) return std::nullopt;  // "example.com:"
+    std::string_view host = parsed->encoded_host();
+    switch (parsed->host_type()) {
+    case boost::urls::host_type::ipv6:
+        return std::string(host);  // brackets kept, as in ALLOWED_HOSTS
+    case boost::urls::host_type::ipv4:
+    case boost::urls::host_type::name:
+        if (host.empty() || !std::all_of(host.begin(), host.end(), is_name_char)) return std::nullopt;
+        if (host.back() == '.') host.remove_suffix(1);  // "example.com." is example.com
+        if (host.empty()) return std::nullopt;
+        return std::string(host);
+    default:
+        return std::nullopt;  // [vX.future]
     }
-
-    const std::size_t colon = view.find(':');
-    std::string_view domain = view.substr(0, colon);
-    if (colon != std::string_view::npos && !valid_port_suffix(view.substr(colon))) return std::nullopt;
-    if (domain.empty() || !std::all_of(domain.begin(), domain.end(), is_name_char)) return std::nullopt;
-    if (domain.back() == '.') domain.remove_suffix(1);  // "example.com." is example.com
-    if (domain.empty()) return std::nullopt;
-    return std::string(domain);
 }
 
 std::optional<std::string> origin_host(std::string_view origin) {
-    // scheme "://" authority [path...]; the scheme is ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ).
-    const std::size_t sep = origin.find("://");
-    if (sep == std::string_view::npos || sep == 0) return std::nullopt;
-    const std::string_view scheme = origin.substr(0, sep);
-    const auto is_alpha = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); };
-    if (!is_alpha(scheme.front())) return std::nullopt;
-    for (char c : scheme) {
-        if (!is_alpha(c) && !is_digit(c) && c != '+' && c != '-' && c != '.') return std::nullopt;
-    }
-
-    std::string_view authority = origin.substr(sep + 3);
-    authority = authority.substr(0, authority.find_first_of("/?#"));
-    if (const std::size_t at = authority.rfind('@'); at != std::string_view::npos) {
-        authority.remove_prefix(at + 1);  // drop userinfo
-    }
-    return normalize_host(authority);
+    // scheme "://" authority [path...], as Boost.URL parses a URI; the userinfo is not the host.
+    const auto parsed = boost::urls::parse_uri(origin);
+    if (!parsed || !parsed->has_authority()) return std::nullopt;
+    // Boost.URL 1.81 lets a path without its leading "/" follow the authority ("host:8x" reads
+    // as port 8, path "x"); RFC 3986 does not: such an authority is malformed.
+    if (!parsed->encoded_path().empty() && !parsed->is_path_absolute()) return std::nullopt;
+    return normalize_host(parsed->encoded_host_and_port());
 }
 
 bool host_allowed(const std::vector<std::string>& patterns, std::string_view host) {

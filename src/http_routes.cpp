@@ -5,15 +5,37 @@
 #include <bidding/protocol.hpp>
 #include <bidding/web_assets.hpp>
 
+#include <boost/url/parse.hpp>
 #include <nlohmann/json.hpp>
 
 #include <limits>
 
 namespace bidding {
 
+namespace {
+
+// The request target as Boost.URL reads it: origin-form (RFC 9112 3.2.1), absolute-path ["?" query].
+std::optional<boost::urls::url_view> parse_target(std::string_view target) {
+    const auto parsed = boost::urls::parse_origin_form(target);
+    if (!parsed) {
+        return std::nullopt;
+    }
+    return *parsed;
+}
+
+}  // namespace
+
+bool valid_target(std::string_view target) { return parse_target(target).has_value(); }
+
+std::string bad_target_body() {
+    return error_body("bad_request",
+                      "the request target must be a path and an optional query (RFC 3986), each % followed by two "
+                      "hex digits");
+}
+
 std::string_view path_of(std::string_view target) {
-    const auto q = target.find_first_of("?#");
-    return q == std::string_view::npos ? target : target.substr(0, q);
+    const auto url = parse_target(target);
+    return url ? std::string_view(url->encoded_path()) : std::string_view{};
 }
 
 std::string error_body(std::string_view code, std::string_view message) {
@@ -33,28 +55,18 @@ std::optional<auction_id> match_ws_bid_path(std::string_view target) {
     return parse_id<auction_id>(path, 1);
 }
 
-std::optional<std::string_view> query_param(std::string_view target, std::string_view name) {
-    const auto q = target.find('?');
-    if (q == std::string_view::npos) {
+std::optional<std::string> query_param(std::string_view target, std::string_view name) {
+    const auto url = parse_target(target);
+    if (!url) {
         return std::nullopt;
     }
-    auto query = target.substr(q + 1);
-    if (const auto hash = query.find('#'); hash != std::string_view::npos) {
-        query = query.substr(0, hash);
+    // Percent-decoded; "+" stays "+" (RFC 3986, as the query was read before).
+    const auto params = url->params(boost::urls::encoding_opts{false, false, false});
+    const auto it = params.find(name);  // the first of repeated names
+    if (it == params.end()) {
+        return std::nullopt;
     }
-    while (!query.empty()) {
-        const auto amp = query.find('&');
-        const auto pair = query.substr(0, amp);
-        const auto eq = pair.find('=');
-        if (pair.substr(0, eq) == name) {
-            return eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1);
-        }
-        if (amp == std::string_view::npos) {
-            break;
-        }
-        query.remove_prefix(amp + 1);
-    }
-    return std::nullopt;
+    return std::string((*it).value);  // "" for "?name" and "?name="
 }
 
 upgrade_decision decide_upgrade(const std::vector<std::string>& allowed_hosts, std::string_view target,

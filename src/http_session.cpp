@@ -61,6 +61,11 @@ void http_session::on_read(beast::error_code ec, std::size_t) {
         return;
     }
     auto req = parser_->release();
+    // A target Boost.URL does not read as a path and a query: 400, upgrade or not, before any route.
+    if (!valid_target(req.target())) {
+        reply(400, bad_target_body(), false, "application/json");
+        return;
+    }
     if (beast::websocket::is_upgrade(req)) {
         std::optional<std::string_view> origin;
         if (const auto it = req.find(http::field::origin); it != req.end()) {

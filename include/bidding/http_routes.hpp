@@ -11,7 +11,14 @@
 
 namespace bidding {
 
-// The path of a request target, without its query or fragment.
+// Whether Boost.URL reads the request target as origin-form (RFC 9112 3.2.1): a path starting
+// with "/" and an optional query, no fragment, every "%" followed by two hex digits. The HTTP
+// session answers any other target 400 (bad_target_body()) before routing it; the functions
+// below see no path and no query in it.
+bool valid_target(std::string_view target);
+std::string bad_target_body();
+
+// The path of a request target, without its query, still percent-encoded ("" for an invalid target).
 std::string_view path_of(std::string_view target);
 
 // Every HTTP error body: {"error":CODE,"message":TEXT}.
@@ -21,8 +28,9 @@ std::string error_body(std::string_view code, std::string_view message);
 // id that is not a positive 64-bit integer ("0", "-1", "abc", "99999999999999999999").
 std::optional<auction_id> match_ws_bid_path(std::string_view target);
 
-// The value of one query parameter ("since" in "/ws/bid/1?since=5&x=y"), undecoded.
-std::optional<std::string_view> query_param(std::string_view target, std::string_view name);
+// The value of one query parameter ("since" in "/ws/bid/1?since=5&x=y"), percent-decoded
+// ("?since=%35" gives "5"); the first one when the name repeats; "" for "?since" and "?since=".
+std::optional<std::string> query_param(std::string_view target, std::string_view name);
 
 struct upgrade_decision {
     unsigned status{0};  // 0: upgrade; otherwise the HTTP status to answer with

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
 import subprocess
 import time
 import urllib.error
@@ -82,6 +83,46 @@ def test_health_version_and_ready_with_postgres_and_redis(start_server, seeded_d
     assert status == 200 and ctype.startswith("application/json")
     assert json.loads(body) == {"name": "auction-house", "version": "9.8.7", "env": "test"}, (
         f"/version must report APP_NAME, APP_VERSION and ENV, got {body}")
+
+
+def raw_request(server: harness.Server, target: str, upgrade: bool = False) -> tuple[int, str]:
+    """(status, body) of a GET whose request target is sent byte for byte (no client re-encodes it)."""
+    head = f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+    if upgrade:
+        head += ("Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall((head + "Connection: close\r\n\r\n" if not upgrade else head + "\r\n").encode())
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        header, _, body = data.partition(b"\r\n\r\n")
+        status = int(header.split(b" ", 2)[1])
+        length = re.search(rb"(?im)^content-length: *([0-9]+)", header)
+        while length and len(body) < int(length.group(1)):
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            body += chunk
+    return status, body.decode(errors="replace")
+
+
+def test_targets_are_read_by_boost_url_query_values_decoded_and_unparsable_ones_are_400(start_server, seeded_db):
+    server = start_server(seeded_db)
+    for target, upgrade in [("/healthz?x=%zz", False), ("/healthz#top", False), ("/api/bids?status=%zz", False),
+                            ("/bid/1?x=%4", False), ("/ws/bid/1?since=%zz", True), ("/ws/bid/1?token=%4", True),
+                            ("/ws/bid/1#x", True), ("/a|b", False), ("*", False)]:
+        status, body = raw_request(server, target, upgrade)
+        assert status == 400 and json.loads(body).get("error") == "bad_request", (
+            f"GET {target}{' (upgrade)' if upgrade else ''}: a target that is not a path and query (RFC 3986) must "
+            f"get 400 bad_request, got {status} {body}")
+    assert raw_request(server, "/healthz?x=%41")[0] == 200
+    assert raw_request(server, "/api/bids?status=op%65n&limit=%32")[0] == 200, "query values are percent-decoded"
+    assert raw_request(server, "/ws/bid/1?since=%35", upgrade=True)[0] == 101, "since=%35 is since=5"
+    assert raw_request(server, "/ws/bid/1?since=%20", upgrade=True)[0] == 400, "a decoded space is not a since"
 
 
 def test_metrics_count_connections_messages_and_bids(start_server, seeded_db):

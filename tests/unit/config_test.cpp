@@ -336,6 +336,39 @@ TEST(ParseRedisUrl, RejectsWithoutEchoingTheValue) {
     }
 }
 
+TEST(ParseRedisUrl, Ipv6HostsAndPercentEncodedPasswords) {
+    redis_endpoint r = parse_redis_url("redis://:pw@[2001:DB8::1]:6380/3");
+    EXPECT_EQ(r.host, "2001:DB8::1") << "without brackets, as written";
+    EXPECT_EQ(r.port, 6380);
+    EXPECT_EQ(r.password, "pw");
+    EXPECT_EQ(r.db, 3);
+    r = parse_redis_url("redis://[::ffff:10.0.0.5]");
+    EXPECT_EQ(r.host, "::ffff:10.0.0.5");
+    EXPECT_EQ(r.port, 6379);
+
+    r = parse_redis_url("redis://:p%40ss%3Aw%2B%25rd%20%23@cache");
+    EXPECT_EQ(r.password, "p@ss:w+%rd #") << "every escape decoded once";
+    r = parse_redis_url("redis://:a+b@cache");
+    EXPECT_EQ(r.password, "a+b") << "a plus in the userinfo is a plus";
+    r = parse_redis_url("REDIS://Cache.Internal:1/");
+    EXPECT_EQ(r.host, "Cache.Internal") << "the scheme is case-insensitive, the host kept as written";
+    EXPECT_EQ(r.db, 0) << "an empty path is db 0";
+}
+
+TEST(ParseRedisUrl, RejectsWhatBoostUrlDoesNotParseAsAHostAndPort) {
+    for (const char* bad : {"redis://[::1", "redis://[1]", "redis://[v1.x]", "redis://[::1]x", "redis://h:1,5",
+                            "redis://:p@ss@cache", "redis://:p#w@cache", "redis://cache/0#frag", "redis://cache/0?x",
+                            "redis://ca%20che", "redis://ca~che", "redis:cache", "redis:///0", "redis://cache/0/1"}) {
+        try {
+            parse_redis_url(bad);
+            ADD_FAILURE() << "accepted " << bad;
+        } catch (const config_error& e) {
+            EXPECT_EQ(e.variable(), "REDIS_URL");
+            EXPECT_STREQ(e.what(), "REDIS_URL must look like redis://[:password@]host:port[/db]") << bad;
+        }
+    }
+}
+
 TEST(LoadConfig, RedisUrl) {
     const config c = load_config({{"REDIS_URL", "redis://:hunter2@cache:6379/1"}});
     ASSERT_TRUE(c.redis.has_value());
@@ -385,6 +418,49 @@ TEST(LoadConfig, DatabaseUrlOverridesParts) {
         << "the URL's own values win";
     const config q = load_config({{"DATABASE_URL", "postgresql://db/bids?user=a&password=hunter2&sslmode=require"}});
     EXPECT_EQ(q.database_display, "postgresql://db/bids?user=a&password=***&sslmode=require&" + url_defaults);
+}
+
+TEST(LoadConfig, DatabaseUrlQueryNamesAreDecodedAndRepeatedNamesCountOnce) {
+    EXPECT_EQ(load_config({{"DATABASE_URL", "postgresql://db/bids?connect%5Ftimeout=9&connect_timeout=8"}})
+                  .database_conninfo,
+              "postgresql://db/bids?connect%5Ftimeout=9&connect_timeout=8&keepalives=1&keepalives_idle=5&"
+              "keepalives_interval=2&keepalives_count=3&tcp_user_timeout=5000")
+        << "libpq decodes the names: connect%5Ftimeout is the URL's own connect_timeout";
+    EXPECT_EQ(load_config({{"DATABASE_URL", "postgresql://db/bids?"}}).database_conninfo,
+              "postgresql://db/bids?&" + url_defaults)
+        << "an empty query, as before";
+    const config q =
+        load_config({{"DATABASE_URL", "postgresql://db/bids?password=a&passw%6Frd=b&password&sslmode=require"}});
+    EXPECT_EQ(q.database_display,
+              "postgresql://db/bids?password=***&passw%6Frd=***&password&sslmode=require&" + url_defaults)
+        << "every password= value is hidden, its name decoded";
+}
+
+TEST(LoadConfig, DatabaseUrlPercentEncodedPasswordIpv6HostAndName) {
+    const config c = load_config({{"DATABASE_URL", "postgresql://app:p%40ss%2Fw@[::1]:5433/auc%74ions"}});
+    EXPECT_EQ(c.database_conninfo, "postgresql://app:p%40ss%2Fw@[::1]:5433/auc%74ions?" + url_defaults)
+        << "libpq gets the URL as written (it decodes it itself)";
+    EXPECT_EQ(c.database_display, "postgresql://app:***@[::1]:5433/auc%74ions?" + url_defaults);
+    EXPECT_EQ(c.database_name, "auctions");
+    EXPECT_EQ(load_config({{"DATABASE_URL", "postgresql://app:@db/x"}}).database_display,
+              "postgresql://app:***@db/x?" + url_defaults)
+        << "an empty password is hidden too";
+    EXPECT_EQ(load_config({{"DATABASE_URL", "postgresql:///bids?host=%2Ftmp"}}).database_name, "bids");
+    EXPECT_EQ(load_config({{"DATABASE_URL", "postgresql://db"}}).database_name, "");
+}
+
+TEST(LoadConfig, DatabaseUrlThatIsNoUrlIsRefusedWithoutEchoingIt) {
+    for (const char* bad : {"postgresql://app:hunter2@db/bids%zz", "postgresql://app:hun ter2@db/bids",
+                            "postgresql://app:hun#ter2@db/bids", "postgresql://app:hunter2@db:5x/bids"}) {
+        const std::string message = expect_config_error({{"DATABASE_URL", bad}}, "DATABASE_URL");
+        EXPECT_EQ(message.find("hunter2"), std::string::npos) << "the URL leaked into: " << message;
+        EXPECT_EQ(message.find("ter2"), std::string::npos) << "the URL leaked into: " << message;
+        EXPECT_NE(message.find("postgres://"), std::string::npos) << message;
+    }
+    expect_config_error({{"DATABASE_URL", "postgresql:/db/bids"}}, "DATABASE_URL");  // no authority
+    // libpq's several host:port pairs are no RFC 3986 authority: refused (one host, or host lists without ports).
+    expect_config_error({{"DATABASE_URL", "postgresql://h1:5432,h2:5432/bids"}}, "DATABASE_URL");
+    EXPECT_EQ(load_config({{"DATABASE_URL", "postgresql://h1,h2/bids"}}).database_name, "bids");
 }
 
 TEST(LoadConfig, DatabaseUrlErrorsDoNotEchoTheValue) {

@@ -32,6 +32,27 @@ TEST(NormalizeHost, RejectsEmptyAndMalformed) {
     }
 }
 
+TEST(NormalizeHost, AuthorityAsBoostUrlParsesIt) {
+    EXPECT_EQ(normalize_host("[::FFFF:1.2.3.4]:80"), "[::ffff:1.2.3.4]");
+    EXPECT_EQ(normalize_host("[::]"), "[::]");
+    EXPECT_EQ(normalize_host("10.0.0.1"), "10.0.0.1");
+    EXPECT_EQ(normalize_host("example.com:99999"), "example.com") << "any digits are a port, as in Django";
+    for (const char* bad : {"[1:2]", "[v1.x]", "[::1]:", "a%41b", "ex~ample.com", "user:pw@example.com",
+                            "example.com/", "example.com?x", "example.com#x", "[::1%25eth0]"}) {
+        EXPECT_EQ(normalize_host(bad), std::nullopt) << "accepted malformed host \"" << bad << "\"";
+    }
+}
+
+TEST(OriginHost, UserinfoPathQueryAndFragmentAreNotTheHost) {
+    EXPECT_EQ(origin_host("http://user:pw@Example.com:8000/p?q=1#f"), "example.com");
+    EXPECT_EQ(origin_host("https://example.com#f"), "example.com");
+    EXPECT_EQ(origin_host("HTTPS://[2001:DB8::1]"), "[2001:db8::1]");
+    EXPECT_EQ(origin_host("http://exa mple.com"), std::nullopt);
+    EXPECT_EQ(origin_host("http://ex_ample.com"), std::nullopt) << "the host rules of Host apply";
+    EXPECT_EQ(origin_host("http://example.com:8x"), std::nullopt);
+    EXPECT_EQ(origin_host("mailto:a@example.com"), std::nullopt) << "no authority";
+}
+
 TEST(OriginHost, ExtractsTheHost) {
     EXPECT_EQ(origin_host("https://app.example.com:8443"), "app.example.com");
     EXPECT_EQ(origin_host("http://EXAMPLE.com"), "example.com");

@@ -1,4 +1,7 @@
+#include <bidding/api_routes.hpp>
 #include <bidding/http_routes.hpp>
+
+#include "fakes.hpp"
 
 #include <gtest/gtest.h>
 
@@ -57,6 +60,120 @@ TEST(QueryParam, FindsTheNamedParameter) {
     EXPECT_EQ(query_param("/p", "since"), std::nullopt);
 }
 
+TEST(QueryParam, ValuesAndNamesArePercentDecoded) {
+    EXPECT_EQ(query_param("/ws/bid/1?token=a%2Bb", "token"), "a+b");
+    EXPECT_EQ(query_param("/ws/bid/1?since=%35", "since"), "5");
+    EXPECT_EQ(query_param("/p?sin%63e=7", "since"), "7") << "the name is compared decoded";
+    EXPECT_EQ(query_param("/p?t=a+b", "t"), "a+b") << "a plus is a plus, as before (RFC 3986, not a form)";
+    EXPECT_EQ(query_param("/p?t=a%20b%26c%3Dd", "t"), "a b&c=d");
+}
+
+TEST(QueryParam, RepeatedNamesGiveTheFirstAndEmptyValuesAreEmpty) {
+    EXPECT_EQ(query_param("/p?since=1&since=2", "since"), "1");
+    EXPECT_EQ(query_param("/p?x=1&since=&since=2", "since"), "");
+    EXPECT_EQ(query_param("/p?since", "since"), "");
+    EXPECT_EQ(query_param("/p?&&since=3&", "since"), "3");
+    EXPECT_EQ(query_param("/p?", "since"), std::nullopt);
+}
+
+TEST(QueryParam, AnInvalidTargetHasNoParameters) {
+    EXPECT_EQ(query_param("/p?since=%zz", "since"), std::nullopt) << "a bad percent escape";
+    EXPECT_EQ(query_param("/p?x=%4&since=5", "since"), std::nullopt) << "a truncated escape spoils the whole target";
+    EXPECT_EQ(query_param("/p?since=5#frag", "since"), std::nullopt) << "a request target has no fragment";
+    EXPECT_EQ(query_param("http://localhost/p?since=5", "since"), std::nullopt) << "absolute-form";
+}
+
+TEST(ValidTarget, OriginFormAsBoostUrlReadsIt) {
+    for (const char* good : {"/", "/ws/bid/1", "/ws/bid/1?since=5&token=a.b-c_d", "/api/bids?status=op%65n",
+                             "/a%2Fb", "//x", "/p?", "/p?a=b=c&&"}) {
+        EXPECT_TRUE(valid_target(good)) << good;
+    }
+    for (const char* bad : {"", "*", "ws/bid/1", "http://localhost/ws/bid/1", "/ws/bid/1#frag", "/p#", "/p?x=%zz",
+                            "/p?x=%4", "/%", "/a b", "/a|b", "/p?a=[x]", "/p?a=\"b\""}) {
+        EXPECT_FALSE(valid_target(bad)) << bad;
+    }
+    EXPECT_NE(bad_target_body().find(R"("error":"bad_request")"), std::string::npos) << bad_target_body();
+}
+
+TEST(PathOf, TheEncodedPathOfAValidTarget) {
+    EXPECT_EQ(path_of("/ws/bid/1?since=5"), "/ws/bid/1");
+    EXPECT_EQ(path_of("/a%2Fb/c?x=%31"), "/a%2Fb/c") << "the path stays percent-encoded";
+    EXPECT_EQ(path_of("/p?"), "/p");
+    EXPECT_EQ(path_of("/p#frag"), "") << "an invalid target has no path";
+    EXPECT_EQ(path_of("/p?x=%zz"), "");
+}
+
+TEST(MatchWsBidPath, ThePathIsMatchedPercentEncoded) {
+    EXPECT_FALSE(match_ws_bid_path("/ws/bid/%31").has_value()) << "ids are digits as sent, as before";
+    EXPECT_FALSE(match_ws_bid_path("/ws/bid/1#x").has_value());
+}
+
+TEST(DecideUpgrade, SinceIsPercentDecodedAndInvalidTargetsFindNoAuction) {
+    EXPECT_EQ(decide_upgrade(local_hosts, "/ws/bid/3?since=%35", "localhost", std::nullopt).since, 5);
+    EXPECT_EQ(decide_upgrade(local_hosts, "/ws/bid/3?since=%20", "localhost", std::nullopt).status, 400u)
+        << "a decoded space is not an integer";
+    EXPECT_EQ(decide_upgrade(local_hosts, "/ws/bid/3?since=4&since=x", "localhost", std::nullopt).since, 4)
+        << "the first since counts";
+    EXPECT_EQ(decide_upgrade(local_hosts, "/ws/bid/3?since=%zz", "localhost", std::nullopt).status, 404u)
+        << "the HTTP session answers such a target 400 before this";
+    EXPECT_EQ(decide_upgrade(local_hosts, "/ws/bid/3?since=%zz", "evil.com", std::nullopt).status, 403u);
+}
+
+TEST(RoutePage, InvalidTargetsAreNoPage) {
+    EXPECT_TRUE(route_page("GET", "/bid/1?x=%41").has_value());
+    EXPECT_FALSE(route_page("GET", "/bid/1?x=%zz").has_value());
+    EXPECT_FALSE(route_page("GET", "/#top").has_value());
+}
+
+// ---- route_api: the path's segments and the decoded query -----------------------------------------
+
+struct api_fixture {
+    std::shared_ptr<testing::fake_database> db = std::make_shared<testing::fake_database>();
+    testing::fake_store store{db};
+    api_fixture() {
+        db->add_auction("lot", cents{100});
+    }
+    // The status of GET target, run against the fake store when the route needs it.
+    unsigned get(std::string_view target, std::string* body = nullptr) {
+        auto route = route_api(api_request{"GET", target, "", ""}, "", 0);
+        api_reply r = route.reply ? std::move(*route.reply) : route.job(store);
+        if (body != nullptr) {
+            *body = r.body;
+        }
+        return r.status;
+    }
+};
+
+TEST(RouteApi, PathSegmentsAsBefore) {
+    api_fixture api;
+    EXPECT_EQ(api.get("/api/bids"), 200u);
+    EXPECT_EQ(api.get("/api/bids/"), 200u) << "one trailing slash is ignored";
+    EXPECT_EQ(api.get("/api/bids/1"), 200u);
+    EXPECT_EQ(api.get("/api/bids/1/"), 200u);
+    EXPECT_EQ(api.get("/api/bids/1/history"), 200u);
+    EXPECT_EQ(api.get("/api/bids/1/history/"), 200u);
+    for (const char* missing : {"/api/bidsX", "/api/bids//", "/api/bids//1", "/api/bids/1//", "/api/bids/1/nothing",
+                                "/api/bids/1/close/again", "/api/bids/1/history/2", "/api/bids/abc/history",
+                                "/api/bids/%31", "/api/bids/1%2Fhistory", "/api/bids/987654321", "/api"}) {
+        EXPECT_EQ(api.get(missing), 404u) << missing;
+    }
+    EXPECT_EQ(api.get("/api/bids?status=%zz"), 404u) << "the HTTP session answers such a target 400 before this";
+}
+
+TEST(RouteApi, QueryValuesArePercentDecodedAndTheFirstOfARepeatedNameCounts) {
+    api_fixture api;
+    std::string body;
+    EXPECT_EQ(api.get("/api/bids?status=op%65n&limit=%31%30", &body), 200u) << body;
+    EXPECT_NE(body.find(R"("limit":10,)"), std::string::npos) << body;
+    EXPECT_EQ(api.get("/api/bids?limit=2&limit=abc", &body), 200u) << body;
+    EXPECT_NE(body.find(R"("limit":2,)"), std::string::npos) << body;
+    EXPECT_EQ(api.get("/api/bids?limit=abc&limit=2"), 400u);
+    EXPECT_EQ(api.get("/api/bids?status=sold"), 400u);
+    EXPECT_EQ(api.get("/api/bids?offset=%2D1"), 400u) << "a decoded -1";
+    EXPECT_EQ(api.get("/api/bids/1/history?since=%30&limit=%35", &body), 200u) << body;
+    EXPECT_NE(body.find(R"("since":0,"limit":5,)"), std::string::npos) << body;
+}
+
 service_status healthy() {
     service_status s;
     s.app_name = "bidding-server";
@@ -77,6 +194,12 @@ TEST(RouteHttp, HealthzUpgradeRequiredNotFoundAndMethods) {
     EXPECT_EQ(route_http("POST", "/healthz", healthy(), [] { return std::string(); }).status, 405u);
     EXPECT_EQ(get("/ws/bid/1").status, 426u) << "a plain GET on the WebSocket endpoint needs an upgrade";
     EXPECT_EQ(get("/nope").status, 404u);
+}
+
+TEST(RouteHttp, AnInvalidTargetIsNotFound) {
+    EXPECT_EQ(get("/healthz#x").status, 404u) << "the HTTP session answers such a target 400 before this";
+    EXPECT_EQ(get("/ws/bid/1?x=%zz").status, 404u);
+    EXPECT_EQ(get("/healthz?x=%41").status, 200u);
 }
 
 TEST(RouteHttp, ReadyWhilePostgresAnswersAndNotDrainingWithRedisStateInTheBody) {
