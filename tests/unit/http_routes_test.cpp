@@ -109,10 +109,10 @@ TEST(MatchWsBidPath, ThePathIsMatchedPercentEncoded) {
 }
 
 TEST(DecideUpgrade, SinceIsPercentDecodedAndInvalidTargetsFindNoAuction) {
-    EXPECT_EQ(decide_upgrade(local_hosts, "/ws/bid/3?since=%35", "localhost", std::nullopt).since, 5);
+    EXPECT_EQ(decide_upgrade(local_hosts, "/ws/bid/3?since=%35", "localhost", std::nullopt).since, seq_t{5});
     EXPECT_EQ(decide_upgrade(local_hosts, "/ws/bid/3?since=%20", "localhost", std::nullopt).status, 400u)
         << "a decoded space is not an integer";
-    EXPECT_EQ(decide_upgrade(local_hosts, "/ws/bid/3?since=4&since=x", "localhost", std::nullopt).since, 4)
+    EXPECT_EQ(decide_upgrade(local_hosts, "/ws/bid/3?since=4&since=x", "localhost", std::nullopt).since, seq_t{4})
         << "the first since counts";
     EXPECT_EQ(decide_upgrade(local_hosts, "/ws/bid/3?since=%zz", "localhost", std::nullopt).status, 404u)
         << "the HTTP session answers such a target 400 before this";
