@@ -420,6 +420,17 @@ TEST(LoadConfig, DatabaseUrlOverridesParts) {
     EXPECT_EQ(q.database_display, "postgresql://db/bids?user=a&password=***&sslmode=require&" + url_defaults);
 }
 
+TEST(LoadConfig, DatabaseUrlHostListsGoInTheQuery) {
+    // libpq's failover list: not an RFC 3986 authority, so it is given as query parameters.
+    const config c = load_config(
+        {{"DATABASE_URL", "postgresql://app:hunter2@/bids?host=pg1,pg2&port=5432,5433&target_session_attrs=read-write"}});
+    EXPECT_EQ(c.database_conninfo,
+              "postgresql://app:hunter2@/bids?host=pg1,pg2&port=5432,5433&target_session_attrs=read-write&" +
+                  url_defaults);
+    EXPECT_EQ(c.database_display,
+              "postgresql://app:***@/bids?host=pg1,pg2&port=5432,5433&target_session_attrs=read-write&" + url_defaults);
+}
+
 TEST(LoadConfig, DatabaseUrlQueryNamesAreDecodedAndRepeatedNamesCountOnce) {
     EXPECT_EQ(load_config({{"DATABASE_URL", "postgresql://db/bids?connect%5Ftimeout=9&connect_timeout=8"}})
                   .database_conninfo,
