@@ -350,7 +350,8 @@ if [[ ${CONTAINER_TEST_WARM:-1} != 0 ]]; then
     fi
 fi
 
-log "summary: cold build ${cold} s, image ${size} MB, warm rebuild ${warm} s, whole run $((SECONDS - started)) s"
+[[ $warm =~ ^[0-9]+$ ]] && warm="$warm s"
+log "summary: cold build ${cold} s, image ${size} MB, warm rebuild ${warm}, whole run $((SECONDS - started)) s"
 if ((status != 0)); then
     log "FAILED (see above; logs in $artifacts)" >&2
 fi
