@@ -8,7 +8,8 @@
 # `scripts/install-deps.sh build` in the Dockerfile's build stage. --list prints the selected
 # package names, one per line, and installs nothing.
 #
-# Checks each package with dpkg-query first and only runs `apt-get update` and
+# An entry `a|b` of packages.txt is satisfied by either package; --list prints the installed one,
+# else the first. Checks each package with dpkg-query first and only runs `apt-get update` and
 # `apt-get install` when something is missing, so a warm machine pays nothing.
 # Uses sudo when not root (and sudo exists). Non-interactive: safe in CI.
 set -euo pipefail
@@ -81,16 +82,37 @@ else
     selection="packages.txt [${wanted[*]}]"
 fi
 
+installed() {
+    local status
+    status=$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)
+    [[ $status == *" ok installed" ]]
+}
+
+# An entry `a|b` is satisfied by any one of its packages (e.g. docker.io or Docker's docker-ce);
+# it resolves to the installed one, else to the first (the one to install).
+resolved=()
+missing=()
+for entry in "${packages[@]}"; do
+    IFS='|' read -r -a alternatives <<<"$entry"
+    choice=
+    for pkg in "${alternatives[@]}"; do
+        if installed "$pkg"; then
+            choice=$pkg
+            break
+        fi
+    done
+    if [[ -n $choice ]]; then
+        resolved+=("$choice")
+    else
+        resolved+=("${alternatives[0]}")
+        missing+=("${alternatives[0]}")
+    fi
+done
+
 if $list_only; then
-    ((${#packages[@]} == 0)) || printf '%s\n' "${packages[@]}"
+    ((${#resolved[@]} == 0)) || printf '%s\n' "${resolved[@]}"
     exit 0
 fi
-
-missing=()
-for pkg in "${packages[@]}"; do
-    status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
-    [[ $status == *" ok installed" ]] || missing+=("$pkg")
-done
 
 if ((${#missing[@]} == 0)); then
     echo "install-deps: all ${#packages[@]} packages of $selection are installed"

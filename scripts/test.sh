@@ -8,8 +8,11 @@
 # 3. runs the end-to-end suite (tests/e2e) against the real build/bidding-server, with a
 #    Postgres and a Redis that the tests start themselves in temporary folders on free ports;
 #    the browser tests among them (test_browser.py: headless Chromium on the pages in web/) need
-#    tests/browser's npm packages, which scripts/install-browser-deps.sh installs first.
-# Exits non-zero when anything fails; both suites run even when the first one fails.
+#    tests/browser's npm packages, which scripts/install-browser-deps.sh installs first;
+# 4. builds the Docker image and checks it for real (scripts/container-test.sh: its own Docker
+#    engine, the image's migrate/serve/healthcheck/drain, two containers as two pods); where Docker
+#    cannot run it says so in one line (and fails only in CI).
+# Exits non-zero when anything fails; every part runs even when an earlier one fails.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -29,6 +32,9 @@ echo "== browser test dependencies (Node packages of tests/browser)"
 echo "== end-to-end tests (pytest tests/e2e, the browser tests included)"
 # Debian's python3, whose packages (pytest, websockets, psycopg2) install-deps installed.
 BIDDING_SERVER="$root/build/bidding-server" /usr/bin/python3 -m pytest -q tests/e2e "$@" || status=1
+
+echo "== container image (scripts/container-test.sh: build, run, drain, two pods)"
+"$root/scripts/container-test.sh" || status=1
 
 if ((status != 0)); then
     echo "test: FAILED (see above)" >&2

@@ -7,6 +7,7 @@ text. Every assertion message says what an operator would lose if it failed.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -25,6 +26,7 @@ DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 README = ROOT / "README.md"
 INSTALL_DEPS = ROOT / "scripts" / "install-deps.sh"
+CONTAINER_TEST = ROOT / "scripts" / "container-test.sh"
 
 # Variables of .env.example that only docker-compose.yml reads (interpolation), not the server.
 COMPOSE_ONLY_VARIABLES = {"APP_PUBLISH"}
@@ -474,12 +476,115 @@ def test_dockerignore_keeps_local_state_out():
         assert needed in patterns, f".dockerignore does not exclude {needed}/: {loss}"
 
 
+# --------------------------------------------------------------------------- what the real build taught
+# scripts/container-test.sh builds and runs the image (tests/container); these checks keep, without
+# Docker, the properties that run depends on.
+
+def final_stage_value(keyword: str) -> str | None:
+    values = [args for kw, args in dockerfile_stages()[-1]["instructions"] if kw == keyword]
+    return values[-1] if values else None
+
+
+def exec_form(value: str | None) -> list | None:
+    """The JSON array of an exec-form instruction (["a", "b"]); None for the shell form."""
+    try:
+        words = json.loads(value or "")
+    except ValueError:
+        return None
+    return words if isinstance(words, list) else None
+
+
+def test_dockerfile_bases_are_the_images_container_test_makes():
+    """No image registry is reachable where the image is checked: container-test.sh makes debian:12 and
+    debian:12-slim with debootstrap, so the Dockerfile must start from exactly those, and must not
+    name a BuildKit frontend (`# syntax=`), which would be pulled from a registry."""
+    script = CONTAINER_TEST.read_text()
+    made = set(re.findall(r"docker import\b[^\n]*(?:\\\n[^\n]*)*?\s(debian:12(?:-slim)?)\s", script))
+    assert made == {"debian:12", "debian:12-slim"}, f"scripts/container-test.sh imports {sorted(made)}"
+    stages = dockerfile_stages()
+    aliases = {s["name"] for s in stages if s["name"]}
+    for stage in stages:
+        if stage["from"] not in aliases:
+            assert stage["from"] in made, (
+                f"the Dockerfile starts FROM {stage['from']}, which scripts/container-test.sh does not make: "
+                "the image checks could not build it")
+    first = DOCKERFILE.read_text().lstrip().splitlines()[0]
+    assert not re.match(r"#\s*syntax\s*=", first, re.IGNORECASE), (
+        f"the Dockerfile names a frontend image ({first}): the build would need a registry")
+
+
+def test_dockerfile_installs_the_dependencies_before_copying_the_source():
+    """A source change must reuse the layer that installs the build dependencies (the warm rebuild
+    of container-test.sh checks it is CACHED): only the package list and the install script may be
+    copied before it."""
+    build = dockerfile_stages()[0]["instructions"]
+    install = next(i for i, (kw, args) in enumerate(build) if kw == "RUN" and "scripts/install-deps.sh" in args)
+    copied_before = [args for kw, args in build[:install] if kw in ("COPY", "ADD")]
+    for args in copied_before:
+        sources = [w for w in args.split() if not w.startswith("--")][:-1]
+        assert set(sources) <= {"packages.txt", "scripts/install-deps.sh"}, (
+            f"`COPY {args}` comes before the dependency install: a change to {sources} would install "
+            "every package again on the next build")
+    assert any(kw == "COPY" and args.split()[:1] == ["."] for kw, args in build[install:]), (
+        "the source is copied (`COPY . .`) after the dependency install")
+
+
+def test_dockerfile_runs_the_server_as_pid_1_with_the_user_the_manifests_name():
+    """`docker stop` drains only if SIGTERM reaches the server: the ENTRYPOINT is the exec form of the
+    binary itself (no shell in between), checked for real as the container's PID 1. The user is the
+    numeric 10001:10001 the Kubernetes manifests' runAsUser/runAsGroup name."""
+    entrypoint = final_stage_value("ENTRYPOINT")
+    assert exec_form(entrypoint) == ["bidding-server"], (
+        f"ENTRYPOINT {entrypoint}: must be the exec form [\"bidding-server\"], or SIGTERM goes to a shell")
+    assert exec_form(final_stage_value("CMD")) == ["serve"], "CMD must be the exec form [\"serve\"]"
+    assert final_stage_value("STOPSIGNAL") in (None, "SIGTERM"), "docker stop must send SIGTERM (the drain signal)"
+    assert final_stage_value("USER") == "10001:10001", (
+        f"USER {final_stage_value('USER')}: numeric 10001:10001, as k8s/deployment.yaml's runAsUser and runAsGroup, "
+        "so that runAsNonRoot can check it")
+
+
+def test_compose_runs_the_image_as_the_container_checks_do(rendered):
+    """tests/container runs the compose file's migrate and app commands and its app healthcheck in the
+    real image: they must be bidding-server subcommands (the ENTRYPOINT comes first) and the
+    healthcheck the image's own."""
+    services = rendered["services"]
+    for name, subcommand in (("migrate", "migrate"), ("app", "serve")):
+        words = command_words(services[name].get("command"))
+        assert words[:1] == [subcommand], (
+            f"the {name} service's command {words} must start with the subcommand {subcommand}: the image's "
+            "ENTRYPOINT is bidding-server (a command repeating it would run `bidding-server bidding-server ...`)")
+    test = command_words((services["app"].get("healthcheck") or {}).get("test"))
+    image_test = final_stage_value("HEALTHCHECK") or ""
+    image_cmd = exec_form(image_test[image_test.find("CMD") + 3:].strip())
+    assert image_cmd, f"the image's HEALTHCHECK must be an exec-form CMD: {image_test}"
+    assert test[:1] == ["CMD"] and test[1:] == image_cmd, (
+        f"the app service's healthcheck {test} must run the image's own HEALTHCHECK command {image_cmd} "
+        "(exec form: the image has no shell tools such as curl)")
+
+
+def test_container_test_uses_a_private_daemon_and_host_networking():
+    """What makes the real run possible here, and harmless elsewhere: its own dockerd with no bridge
+    and no iptables, stopped by PID; every container on the host network."""
+    script = CONTAINER_TEST.read_text()
+    assert os.access(CONTAINER_TEST, os.X_OK), "scripts/container-test.sh must be executable"
+    for flag in ("--bridge=none", "--iptables=false", "--ip-forward=false", "--data-root", "--exec-root",
+                 "--pidfile", "--containerd"):
+        assert flag in script, f"scripts/container-test.sh must start dockerd with {flag}"
+    assert "--network host" in script, "the image build must use the host network (no bridge exists)"
+    assert re.search(r"kill\s+-TERM\s+\"\$pid\"", script), "the daemons are stopped by their PID"
+    assert not re.search(r"\b(pkill|killall)\b", script), "never stop daemons by name"
+    tests = (ROOT / "tests" / "container" / "containers.py").read_text()
+    assert tests.count('"--network", "host"') >= 2, "every container of tests/container runs with --network host"
+    test_sh = (ROOT / "scripts" / "test.sh").read_text()
+    assert "scripts/container-test.sh" in test_sh, "scripts/test.sh (CI) runs scripts/container-test.sh"
+
+
 # --------------------------------------------------------------------------- packages.txt groups
 
 def test_install_deps_groups():
     everything = install_deps_list()
     build = install_deps_list("build")
-    for package in ("docker-compose", "python3-yaml"):
+    for package in ("docker-compose", "python3-yaml", "debootstrap"):
         assert package in everything, (
             f"packages.txt does not list {package}: CI could not run the container checks")
     assert build and set(build) < set(everything), (
@@ -489,6 +594,10 @@ def test_install_deps_groups():
         assert package not in build, (
             f"the [build] group holds {package}: the image's build stage would install services "
             "and test tools it never uses")
+    container = install_deps_list("container")
+    assert container and container[0] in ("docker.io", "docker-ce"), (
+        f"packages.txt [container] must hold a Docker engine (docker.io, or an installed docker-ce): {container}")
+    assert "debootstrap" in container, "packages.txt [container] must hold debootstrap (the base images)"
     result = subprocess.run([str(INSTALL_DEPS), "--list", "no-such-group"], capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 2, (

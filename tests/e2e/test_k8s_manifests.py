@@ -13,6 +13,7 @@ tests with a message saying so, as does a binary without `config-vars`.
 from __future__ import annotations
 
 import base64
+import json
 import re
 import shutil
 import subprocess
@@ -460,6 +461,57 @@ def test_app_containers_run_as_non_root_on_a_read_only_filesystem(docs):
             volumes = {v["name"]: v for v in spec.get("volumes", [])}
             tmp = [m for m in c.get("volumeMounts", []) if m["mountPath"] == "/tmp"]
             assert tmp and "emptyDir" in volumes.get(tmp[0]["name"], {}), f"{where}: an emptyDir on /tmp"
+
+
+def dockerfile_runtime() -> dict[str, str]:
+    """The last stage's USER, ENTRYPOINT, EXPOSE of the Dockerfile (continuation lines joined)."""
+    text = re.sub(r"\\\n", " ", (harness.ROOT / "Dockerfile").read_text())
+    stages = re.split(r"(?im)^FROM\s", text)
+    found: dict[str, str] = {}
+    for line in stages[-1].splitlines():
+        match = re.match(r"\s*(USER|ENTRYPOINT|EXPOSE)\s+(.*\S)", line)
+        if match:
+            found[match.group(1)] = match.group(2)
+    return found
+
+
+def test_the_manifests_run_the_image_as_the_dockerfile_builds_it(docs):
+    """What the real image taught (scripts/container-test.sh runs the Deployment's args and security
+    context in it): the containers leave the ENTRYPOINT alone and pass a subcommand as args, and
+    their runAsUser/runAsGroup/fsGroup are the image's USER, so a read-only root file system with an
+    emptyDir on /tmp is all the server needs."""
+    runtime = dockerfile_runtime()
+    assert {"USER", "ENTRYPOINT", "EXPOSE"} <= set(runtime), f"the Dockerfile's last stage sets only {sorted(runtime)}"
+    try:
+        entrypoint = json.loads(runtime["ENTRYPOINT"])
+    except ValueError:
+        entrypoint = None
+    assert entrypoint == ["bidding-server"], (
+        f"the image's ENTRYPOINT {runtime['ENTRYPOINT']} must be [\"bidding-server\"]: the manifests pass only args")
+    uid, _, gid = runtime["USER"].partition(":")
+    assert uid.isdigit() and gid.isdigit(), f"the Dockerfile's USER {runtime['USER']} must be numeric uid:gid"
+    exposed = {int(p.split("/")[0]) for p in runtime["EXPOSE"].split()}
+    assert APP_PORT in exposed and int(uid) == APP_UID
+    for workload in app_workloads(docs):
+        spec = pod_spec(workload)
+        for c in app_containers(workload):
+            where = f"{workload['kind']} {workload['metadata']['name']}, container {c['name']}"
+            assert c["image"] == "bidding-server:latest", (
+                f"{where}: image {c['image']}, but README.md builds and loads bidding-server:latest")
+            assert c.get("command") in (None, entrypoint), (
+                f"{where}: command {c.get('command')} replaces the image's ENTRYPOINT {entrypoint}; pass the "
+                "subcommand as args")
+            args = c.get("args") or []
+            assert args and not args[0].startswith("-") and Path(args[0]).name != "bidding-server", (
+                f"{where}: args {args} must start with a subcommand (the ENTRYPOINT is bidding-server)")
+            assert effective(c, spec, "runAsUser") == int(uid) and effective(c, spec, "runAsGroup") == int(gid), (
+                f"{where}: runAsUser/runAsGroup must be the image's USER {uid}:{gid}")
+        if spec.get("securityContext", {}).get("fsGroup") is not None:
+            assert spec["securityContext"]["fsGroup"] == int(gid), f"{workload['metadata']['name']}: fsGroup {gid}"
+    for c in pod_spec(app_deployment(docs))["containers"]:
+        if is_app_image(c["image"]):
+            assert {p["containerPort"] for p in c.get("ports", [])} <= exposed, (
+                f"{c['name']}: its containerPorts must be ones the image EXPOSEs ({sorted(exposed)})")
 
 
 def test_job_runs_existing_subcommands_with_wait(docs):
