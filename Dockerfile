@@ -21,10 +21,11 @@ RUN scripts/install-deps.sh build && rm -rf /var/lib/apt/lists/*
 # The source (.dockerignore keeps build output, local databases, .git and .env out).
 COPY . .
 
-# Release build with the project's own script, then the unit tests (the end-to-end suite needs
-# Postgres and Redis: it runs in CI through scripts/test.sh, not here).
+# Release build with the project's own script (its `dev` preset, without the load tool, which
+# the image does not ship), then the unit tests (the end-to-end suite needs Postgres and Redis:
+# it runs in CI through scripts/test.sh, not here).
 ARG BUILD_TYPE=RelWithDebInfo
-RUN BUILD_TYPE="$BUILD_TYPE" scripts/build.sh
+RUN BUILD_TYPE="$BUILD_TYPE" scripts/build.sh -DBIDDING_BUILD_BENCH=OFF
 RUN ctest --test-dir build --output-on-failure --timeout 120
 
 # What the runtime stage needs: the binary (debug info stripped) and the Debian packages that
