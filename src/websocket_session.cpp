@@ -54,7 +54,7 @@ websocket_session::websocket_session(net::ip::tcp::socket&& socket, std::shared_
                 "Sec-WebSocket-Accept: " +
                 accept_key + "\r\nServer: bidding-server\r\n\r\n"),
       early_(std::move(early_bytes)),
-      bid_rate_(ctx_->cfg.bid_rate_limit, ctx_->cfg.bid_burst),
+      admission_(ctx_->cfg.bid_rate_limit, ctx_->cfg.bid_burst),
       peer_(peer_of(socket_)),
       heartbeat_timer_(socket_.get_executor()),
       send_timer_(socket_.get_executor()),
@@ -270,22 +270,10 @@ void websocket_session::handle_text(std::string_view text) {
     }
     touch();
     const auto now = clock::now();
-    if (!bid_rate_.allow(now)) {
-        reject(error_code::rate_limited, "too many bids; slow down and try again", bid.ref);
+    if (const auto refused = admission_.admit(now, ctx_->draining, load_->refuse_bids(now))) {
+        reject(refused->code, refused->message, bid.ref);
         return;
     }
-    if (ctx_->draining) {
-        reject(error_code::unavailable, "the server is shutting down; the bid was not stored", bid.ref);
-        return;
-    }
-    if (bids_in_flight_ >= max_bids_in_flight || load_->refuse_bids(now)) {
-        // Reading goes on (a bid left unread in the socket would wait without bound): what this
-        // connection cannot take now is refused at once; and while this auction's fan-out is
-        // behind, taking more would grow every client's queue: refuse before any reaches its bound.
-        reject(error_code::overloaded, "the server is too busy; the bid was not stored; retry later", bid.ref);
-        return;
-    }
-    ++bids_in_flight_;
     ctx_->bids.submit(auction_, std::move(bid), now, [self = shared_from_this()](seq_t accepted_seq, shared_text reply) {
         net::post(self->socket_.get_executor(), [self, accepted_seq, reply = std::move(reply)]() mutable {
             self->on_bid_reply(accepted_seq, std::move(reply));
@@ -294,7 +282,7 @@ void websocket_session::handle_text(std::string_view text) {
 }
 
 void websocket_session::on_bid_reply(seq_t accepted_seq, shared_text reply) {
-    --bids_in_flight_;
+    admission_.answered();
     if (phase_ == phase::live) {
         apply(feed_.reply(accepted_seq, std::move(reply)));
         report_lag(clock::now());

@@ -16,7 +16,7 @@
 #include <bidding/http_routes.hpp>
 #include <bidding/outbound_queue.hpp>
 #include <bidding/auction_store.hpp>
-#include <bidding/rate_limiter.hpp>
+#include <bidding/bid_admission.hpp>
 #include <bidding/server_context.hpp>
 #include <bidding/session_feed.hpp>
 #include <bidding/ws_frames.hpp>
@@ -36,8 +36,6 @@ namespace bidding {
 
 class websocket_session final : public feed_subscriber, public std::enable_shared_from_this<websocket_session> {
 public:
-    // Bids of one client awaiting their reply; beyond it a bid is answered "overloaded" at once.
-    static constexpr int max_bids_in_flight = 32;
     // One gather write takes at most this many frames / bytes.
     static constexpr std::size_t write_max_frames = 64;
     static constexpr std::size_t write_max_bytes = 64 * 1024;
@@ -109,7 +107,7 @@ private:
     const ws_identity identity_;
     std::string response_;  // the 101 answer, while it is written
     std::string early_;     // what the client sent right after its upgrade request
-    rate_limiter bid_rate_;
+    bid_admission admission_;
     std::string peer_;
     boost::asio::steady_timer heartbeat_timer_;  // pings and the idle deadline
     boost::asio::steady_timer send_timer_;       // a write or a close making no progress
@@ -125,7 +123,6 @@ private:
     bool close_written_{false};
     bool peer_closed_{false};       // the client's close frame arrived
     bool end_after_close_{false};   // end the TCP connection once our close frame is out
-    int bids_in_flight_{0};
     ws_frame_parser parser_;
     std::vector<ws_event> events_;
     session_feed feed_;
