@@ -19,8 +19,6 @@ namespace bidding {
 
 namespace {
 
-constexpr auto is_digit = is_ascii_digit;
-
 // The offending value for an error message: quoted, capped and printable so that the
 // message stays on one line. Only for variables that hold no secret.
 std::string quoted(std::string_view value) {
@@ -128,7 +126,7 @@ std::chrono::milliseconds seconds_var(const env_map& env, const std::string& key
     const std::string_view whole = s.substr(0, dot);
     const std::string_view frac = dot == std::string_view::npos ? std::string_view{} : s.substr(dot + 1);
     if (whole.empty() && frac.empty()) bad();
-    if (!std::all_of(whole.begin(), whole.end(), is_digit) || !std::all_of(frac.begin(), frac.end(), is_digit)) bad();
+    if (!std::all_of(whole.begin(), whole.end(), is_ascii_digit) || !std::all_of(frac.begin(), frac.end(), is_ascii_digit)) bad();
 
     std::string_view whole_digits = whole;
     while (!whole_digits.empty() && whole_digits.front() == '0') whole_digits.remove_prefix(1);
@@ -312,7 +310,7 @@ redis_endpoint parse_redis_url(std::string_view url) {
     case boost::urls::host_type::name: {
         const std::string_view host = u.encoded_host();
         const auto host_char = [](char c) {
-            return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '.' || c == '-' || c == '_';
+            return is_ascii_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '.' || c == '-' || c == '_';
         };
         if (host.empty() || !std::all_of(host.begin(), host.end(), host_char)) return bad();
         out.host = std::string(host);

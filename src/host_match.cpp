@@ -11,9 +11,7 @@ namespace bidding {
 
 namespace {
 
-constexpr auto is_digit = is_ascii_digit;
-
-bool is_name_char(char c) { return is_digit(c) || (c >= 'a' && c <= 'z') || c == '.' || c == '-'; }
+bool is_name_char(char c) { return is_ascii_digit(c) || (c >= 'a' && c <= 'z') || c == '.' || c == '-'; }
 
 // Django's is_same_domain, for a normalized host and a pattern other than "*".
 bool same_domain(std::string_view host, std::string_view pattern) {

@@ -10,8 +10,6 @@ namespace bidding {
 
 namespace {
 
-constexpr auto is_digit = is_ascii_digit;
-
 // Far beyond any exponent that can matter, yet small enough that adding a digit count
 // (bounded by the text size) can never overflow an int64.
 constexpr std::int64_t exponent_cap = 1'000'000'000'000'000;  // 1e15
@@ -31,14 +29,14 @@ price_parse_result parse_price(std::string_view text) {
     }
 
     const std::size_t int_begin = i;
-    while (i < s.size() && is_digit(s[i])) ++i;
+    while (i < s.size() && is_ascii_digit(s[i])) ++i;
     const std::string_view int_digits = s.substr(int_begin, i - int_begin);
 
     std::string_view frac_digits;
     if (i < s.size() && s[i] == '.') {
         ++i;
         const std::size_t frac_begin = i;
-        while (i < s.size() && is_digit(s[i])) ++i;
+        while (i < s.size() && is_ascii_digit(s[i])) ++i;
         frac_digits = s.substr(frac_begin, i - frac_begin);
     }
     if (int_digits.empty() && frac_digits.empty()) return failure(price_error::not_a_number);
@@ -52,7 +50,7 @@ price_parse_result parse_price(std::string_view text) {
             ++i;
         }
         const std::size_t exp_begin = i;
-        while (i < s.size() && is_digit(s[i])) {
+        while (i < s.size() && is_ascii_digit(s[i])) {
             // Saturate: past the cap the result is 0 or too large either way.
             if (exponent < exponent_cap) exponent = exponent * 10 + (s[i] - '0');
             ++i;
