@@ -25,6 +25,19 @@ bid_request bid(std::string name, std::int64_t price_cents) {
     return bid_request{std::move(name), cents{price_cents}, std::nullopt};
 }
 
+// True once `condition` holds, within `timeout`: for state a pool thread updates after a reply.
+template <class Condition>
+bool eventually(Condition condition, std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!condition()) {
+        if (std::chrono::steady_clock::now() >= deadline) {
+            return false;
+        }
+        std::this_thread::yield();
+    }
+    return true;
+}
+
 // The replies of a test's bids, by the order they were submitted.
 class replies {
 public:
@@ -48,33 +61,9 @@ public:
         }
         return out;
     }
-    seq_t accepted_seq(std::size_t index) {
-        std::lock_guard lock(mutex_);
-        for (const auto& r : got_) {
-            if (r.index == index) {
-                return r.accepted;
-            }
-        }
-        return seq_t{-1};
-    }
-    std::string text(std::size_t index) {
-        std::lock_guard lock(mutex_);
-        for (const auto& r : got_) {
-            if (r.index == index) {
-                return r.text;
-            }
-        }
-        return {};
-    }
-    std::chrono::steady_clock::time_point at(std::size_t index) {
-        std::lock_guard lock(mutex_);
-        for (const auto& r : got_) {
-            if (r.index == index) {
-                return r.at;
-            }
-        }
-        return {};
-    }
+    seq_t accepted_seq(std::size_t index) { return find(index).accepted; }
+    std::string text(std::size_t index) { return find(index).text; }
+    std::chrono::steady_clock::time_point at(std::size_t index) { return find(index).at; }
 
 private:
     struct reply {
@@ -83,6 +72,17 @@ private:
         std::string text;
         std::chrono::steady_clock::time_point at;
     };
+    // The first reply of the bid, or one that says there was none (seq -1).
+    reply find(std::size_t index) {
+        std::lock_guard lock(mutex_);
+        for (const auto& r : got_) {
+            if (r.index == index) {
+                return r;
+            }
+        }
+        return reply{index, seq_t{-1}, {}, {}};
+    }
+
     std::mutex mutex_;
     std::condition_variable changed_;
     std::vector<reply> got_;
@@ -240,11 +240,7 @@ TEST(BidService, AVanishedDatabaseIsRefusedFastUntilAProbeFindsItBack) {
     p.submit(p.lot.id, bid("ann", 10'100), 0);
     ASSERT_TRUE(p.answers.wait(1));
     EXPECT_EQ(p.answers.codes(1)[0], "unavailable");
-    const auto settle = std::chrono::steady_clock::now() + 1s;  // counted once the job returned
-    while (p.pool.healthy() && std::chrono::steady_clock::now() < settle) {
-        std::this_thread::yield();
-    }
-    EXPECT_FALSE(p.pool.healthy());
+    EXPECT_TRUE(eventually([&] { return !p.pool.healthy(); }, 1s)) << "counted once the job returned";
 
     // Known away: refused without waiting for a connection attempt.
     const auto before = p.db->place_calls();
@@ -264,10 +260,7 @@ TEST(BidService, AVanishedDatabaseIsRefusedFastUntilAProbeFindsItBack) {
     }
     EXPECT_EQ(p.answers.codes(n).back(), "bid_accepted");
     // The pool marks the database healthy once the job that found it back has returned.
-    while (!p.pool.healthy() && std::chrono::steady_clock::now() < deadline) {
-        std::this_thread::yield();
-    }
-    EXPECT_TRUE(p.pool.healthy());
+    EXPECT_TRUE(eventually([&] { return p.pool.healthy(); }, 1s));
 }
 
 TEST(BidService, ACommitInDoubtIsAnsweredInDoubtAndPublishedOnceFoundCommitted) {

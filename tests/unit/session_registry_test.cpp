@@ -75,6 +75,23 @@ struct remote_pod {
     int fail_reads{0};
 };
 
+// One auction in a shared store, bid on through `local`; `remote`'s registry, with one
+// subscriber whose delivery has started, hears of the bids only through the lossy bus.
+struct two_pods {
+    std::shared_ptr<fake_database> db = std::make_shared<fake_database>();
+    auction lot = db->add_auction("lamp", cents{100});
+    fake_store local{db};
+    remote_pod remote{db};
+    std::shared_ptr<recording_subscriber> sub = subscribed(remote, lot.id);
+
+    static std::shared_ptr<recording_subscriber> subscribed(remote_pod& pod, auction_id id) {
+        auto s = std::make_shared<recording_subscriber>();
+        pod.registry.join(id, s);
+        pod.registry.baseline(id, seq_t{0});
+        return s;
+    }
+};
+
 }  // namespace
 
 TEST(SessionRegistry, DeliversInSeqOrderExactlyOnceToEverySubscriber) {
@@ -96,13 +113,8 @@ TEST(SessionRegistry, DeliversInSeqOrderExactlyOnceToEverySubscriber) {
 }
 
 TEST(SessionRegistry, AMessageTheBusLostIsReadFromTheStoreAndDeliveredInOrder) {
-    auto db = std::make_shared<fake_database>();
-    const auto lot = db->add_auction("lamp", cents{100});
-    fake_store local(db);
-    remote_pod remote(db);
-    auto sub = std::make_shared<recording_subscriber>();
-    remote.registry.join(lot.id, sub);
-    remote.registry.baseline(lot.id, seq_t{0});
+    two_pods pods;
+    auto& [db, lot, local, remote, sub] = pods;
 
     const int reads_at_start = remote.reads;  // a feed always checks the store when delivery starts
     const auto events = place(local, lot.id, {200, 300, 400});
@@ -115,13 +127,8 @@ TEST(SessionRegistry, AMessageTheBusLostIsReadFromTheStoreAndDeliveredInOrder) {
 }
 
 TEST(SessionRegistry, ALostLastMessageIsFoundWhenTheBusReconnects) {
-    auto db = std::make_shared<fake_database>();
-    const auto lot = db->add_auction("lamp", cents{100});
-    fake_store local(db);
-    remote_pod remote(db);
-    auto sub = std::make_shared<recording_subscriber>();
-    remote.registry.join(lot.id, sub);
-    remote.registry.baseline(lot.id, seq_t{0});
+    two_pods pods;
+    auto& [db, lot, local, remote, sub] = pods;
 
     const auto events = place(local, lot.id, {200, 300});
     remote.lose = {events[1].seq};
@@ -134,13 +141,8 @@ TEST(SessionRegistry, ALostLastMessageIsFoundWhenTheBusReconnects) {
 }
 
 TEST(SessionRegistry, AFailedReadIsAskedForAgainAndNothingIsDeliveredTwice) {
-    auto db = std::make_shared<fake_database>();
-    const auto lot = db->add_auction("lamp", cents{100});
-    fake_store local(db);
-    remote_pod remote(db);
-    auto sub = std::make_shared<recording_subscriber>();
-    remote.registry.join(lot.id, sub);
-    remote.registry.baseline(lot.id, seq_t{0});
+    two_pods pods;
+    auto& [db, lot, local, remote, sub] = pods;
 
     const int reads_at_start = remote.reads;
     const auto first = place(local, lot.id, {200, 300, 400});
