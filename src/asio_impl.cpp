@@ -1,6 +1,5 @@
-// The one translation unit that compiles Asio's, Beast's and Boost.URL's non-template code
-// (BOOST_ASIO_SEPARATE_COMPILATION / BOOST_BEAST_SEPARATE_COMPILATION; Boost.URL 1.81 is not
-// header-only).
+// The one translation unit that compiles Asio's and Beast's non-template code
+// (BOOST_ASIO_SEPARATE_COMPILATION / BOOST_BEAST_SEPARATE_COMPILATION). Boost.URL's is in
+// url_impl.cpp.
 #include <boost/asio/impl/src.hpp>
 #include <boost/beast/src.hpp>
-#include <boost/url/src.hpp>

@@ -440,6 +440,20 @@ config load_config(const env_map& env) {
         throw config_error("FANOUT_MAX_LAG", "FANOUT_MAX_LAG must be shorter than BID_TIMEOUT (a reply waits behind it)");
     }
 
+    c.max_connections = integer_var(env, "MAX_CONNECTIONS", c.max_connections, 0, 10'000'000);
+    c.max_connections_per_ip = integer_var(env, "MAX_CONNECTIONS_PER_IP", c.max_connections_per_ip, 0, 10'000'000);
+    if (const auto v = lookup(env, "TRUSTED_PROXIES")) {
+        std::string bad;
+        auto parsed = trusted_proxies::parse(*v, &bad);
+        if (!parsed) {
+            fail("TRUSTED_PROXIES", "a comma-separated list of IP addresses and networks, e.g. 10.0.0.0/8,192.168.1.7,fd00::/8",
+                 bad);
+        }
+        c.trusted = std::move(*parsed);
+    }
+    c.http_header_timeout = seconds_var(env, "HTTP_HEADER_TIMEOUT", c.http_header_timeout);
+    c.ws_handshake_timeout = seconds_var(env, "WS_HANDSHAKE_TIMEOUT", c.ws_handshake_timeout);
+
     c.database_name = db.name;
     if (const auto v = lookup(env, "REDIS_CHANNEL_PREFIX")) {
         const bool printable = std::all_of(v->begin(), v->end(), [](char ch) { return ch > 0x20 && ch < 0x7f; });
@@ -463,7 +477,8 @@ const std::vector<std::string_view>& config_variables() {
         "DRAIN_TIMEOUT", "DB_POOL_SIZE",       "THREADS",         "AUTH_REQUIRED", "BID_RATE_LIMIT", "BID_BURST",
         "MAX_SEND_QUEUE_BYTES", "SEND_TIMEOUT", "BID_TIMEOUT", "DB_TIMEOUT", "DB_LOCK_TIMEOUT",
         "MAX_PENDING_BIDS_PER_AUCTION", "MAX_PENDING_BIDS", "DB_QUEUE_LIMIT", "REDIS_TIMEOUT", "REDIS_CHANNEL_PREFIX",
-        "REDIS_PASSWORD", "FANOUT_MAX_LAG",
+        "REDIS_PASSWORD", "FANOUT_MAX_LAG", "MAX_CONNECTIONS", "MAX_CONNECTIONS_PER_IP", "TRUSTED_PROXIES",
+        "HTTP_HEADER_TIMEOUT", "WS_HANDSHAKE_TIMEOUT",
     };
     return names;
 }

@@ -101,6 +101,10 @@ ws_identity decide_identity(std::optional<std::string_view> token, const std::st
     if (!result.claims || !result.claims->contains("sub") || !(*result.claims)["sub"].is_string()) {
         return ws_identity{true, std::nullopt};
     }
+    // An admin token opens the API, it is nobody's bidder identity: a leaked one must not bid.
+    if (!result.claims->contains("role") || (*result.claims)["role"] != "bidder") {
+        return ws_identity{true, std::nullopt};
+    }
     auto name = normalize_name((*result.claims)["sub"].get<std::string>());
     if (!name) {
         return ws_identity{true, std::nullopt};
@@ -116,6 +120,35 @@ std::string upgrade_refusal_body(unsigned status) {
         return error_body("forbidden", "host or origin not allowed");
     default:
         return error_body("not_found", "no such auction endpoint");
+    }
+}
+
+unsigned oversized_head_status(std::string_view head_bytes) {
+    return head_bytes.find('\n') == std::string_view::npos ? 414 : 431;
+}
+
+http_reply refusal_reply(unsigned status, std::size_t limit) {
+    switch (status) {
+    case 414:
+        return {414, error_body("uri_too_long", "the request line must be at most 8 KiB")};
+    case 431:
+        return {431, error_body("headers_too_large", "the request's headers must be at most 8 KiB in all")};
+    case 413:
+        return {413, error_body("payload_too_large", "the body must be at most 16 KiB")};
+    case 503:
+        return {503,
+                error_body("server_full", "this server holds its maximum of " + std::to_string(limit) +
+                                              " connections; try again later or another server"),
+                "application/json",
+                {{"Retry-After", "5"}}};
+    case 429:
+        return {429,
+                error_body("too_many_connections",
+                           "at most " + std::to_string(limit) + " connections per client address; close one first"),
+                "application/json",
+                {{"Retry-After", "5"}}};
+    default:
+        return {400, error_body("bad_request", "not an HTTP/1.1 request")};
     }
 }
 

@@ -1,4 +1,6 @@
 #include <bidding/api_routes.hpp>
+#include <bidding/client_address.hpp>
+#include <bidding/connection_limits.hpp>
 #include <bidding/db_pool.hpp>
 #include <bidding/host_match.hpp>
 #include <bidding/http_routes.hpp>
@@ -20,13 +22,26 @@ namespace http = beast::http;
 namespace net = boost::asio;
 
 namespace {
-constexpr auto request_timeout = std::chrono::seconds(30);
-constexpr std::uint32_t header_limit = 8 * 1024;
+constexpr auto body_timeout = std::chrono::seconds(30);  // the rest of a request, once its headers are in
+constexpr std::uint32_t header_limit = 8 * 1024;  // the request line and the headers together
 constexpr std::uint64_t body_limit = max_api_body_bytes;
 
 std::int64_t unix_now() {
     return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
         .count();
+}
+
+// Every X-Forwarded-For of the request, in order, as one list.
+std::string forwarded_for(const http::request<http::string_body>& req) {
+    std::string out;
+    const auto [first, last] = req.equal_range("X-Forwarded-For");
+    for (auto it = first; it != last; ++it) {
+        if (!out.empty()) {
+            out += ',';
+        }
+        out += it->value();
+    }
+    return out;
 }
 }  // namespace
 
@@ -36,12 +51,35 @@ http_session::http_session(net::ip::tcp::socket&& socket, std::shared_ptr<server
 
 void http_session::run() { do_read(); }
 
+// The headers first, within HTTP_HEADER_TIMEOUT (a client sending a byte every few seconds is
+// dropped, as nginx's client_header_timeout does), then whatever body they announce.
 void http_session::do_read() {
     parser_.emplace();
     parser_->header_limit(header_limit);
     parser_->body_limit(body_limit);
-    stream_.expires_after(request_timeout);
+    stream_.expires_after(ctx_->cfg.http_header_timeout);
+    http::async_read_header(stream_, buffer_, *parser_,
+                            beast::bind_front_handler(&http_session::on_header, shared_from_this()));
+}
+
+void http_session::on_header(beast::error_code ec, std::size_t bytes) {
+    if (ec == beast::error::timeout) {
+        ctx_->stats.refused(refusal::header_timeout);
+        return;  // the stream closed the socket
+    }
+    if (ec || parser_->is_done()) {
+        on_read(ec, bytes);
+        return;
+    }
+    stream_.expires_after(body_timeout);
     http::async_read(stream_, buffer_, *parser_, beast::bind_front_handler(&http_session::on_read, shared_from_this()));
+}
+
+// Answers a request refused before routing, then closes: what follows it cannot be trusted.
+void http_session::refuse(refusal why, unsigned status) {
+    ctx_->stats.refused(why);
+    const auto r = refusal_reply(status);
+    reply(r.status, r.body, false, r.content_type, r.headers);
 }
 
 void http_session::on_read(beast::error_code ec, std::size_t) {
@@ -49,13 +87,24 @@ void http_session::on_read(beast::error_code ec, std::size_t) {
         stream_.socket().shutdown(net::ip::tcp::socket::shutdown_send, ec);
         return;
     }
+    if (ec == http::error::header_limit) {
+        const auto head = buffer_.cdata();
+        const auto status = oversized_head_status(std::string_view(static_cast<const char*>(head.data()), head.size()));
+        refuse(status == 414 ? refusal::uri_too_long : refusal::headers_too_large, status);
+        return;
+    }
     if (ec == http::error::body_limit) {
-        const auto r = api_error(413, "payload_too_large", "the body must be at most 16 KiB");
-        reply(r.status, r.body, false, "application/json");
+        refuse(refusal::body_too_large, 413);
         return;
     }
     if (ec) {
-        if (ec != beast::error::timeout && ec != net::error::operation_aborted && ec != net::error::connection_reset) {
+        if (ec.category() == make_error_code(http::error::bad_method).category() && ec != http::error::partial_message &&
+            ec != http::error::need_more && ec != http::error::need_buffer) {
+            refuse(refusal::malformed_request, 400);  // not HTTP: bad method, version, field, chunk...
+        } else if (ec == beast::error::timeout) {
+            ctx_->stats.refused(refusal::header_timeout);  // the body did not come in time either
+        } else if (ec != net::error::operation_aborted && ec != net::error::connection_reset &&
+                   ec != http::error::partial_message) {
             spdlog::debug("http read failed: {}", ec.message());
         }
         return;
@@ -63,59 +112,12 @@ void http_session::on_read(beast::error_code ec, std::size_t) {
     auto req = parser_->release();
     // A target Boost.URL does not read as a path and a query: 400, upgrade or not, before any route.
     if (!valid_target(req.target())) {
+        ctx_->stats.refused(refusal::malformed_request);
         reply(400, bad_target_body(), false, "application/json");
         return;
     }
     if (beast::websocket::is_upgrade(req)) {
-        std::optional<std::string_view> origin;
-        if (const auto it = req.find(http::field::origin); it != req.end()) {
-            origin = it->value();
-        }
-        const auto decision = decide_upgrade(ctx_->cfg.allowed_hosts, req.target(), req[http::field::host], origin);
-        if (decision.status != 0) {
-            spdlog::debug("upgrade refused with {}: target {}", decision.status, std::string_view(req.target()));
-            reply(decision.status, upgrade_refusal_body(decision.status), false, "application/json");
-            return;
-        }
-        if (ctx_->draining) {
-            reply(503, R"({"error":"draining","message":"server is shutting down"})", false, "application/json");
-            return;
-        }
-        // RFC 6455 4.2.1: version 13 only (426 names it), a key that is base64 of 16 bytes.
-        if (req[http::field::sec_websocket_version] != "13") {
-            reply(426, error_body("upgrade_required", "Sec-WebSocket-Version must be 13"), false, "application/json",
-                  {{"Sec-WebSocket-Version", "13"}});
-            return;
-        }
-        auto accept = websocket_accept_key(req[http::field::sec_websocket_key]);
-        if (!accept) {
-            reply(400, error_body("bad_request", "Sec-WebSocket-Key must be the base64 of 16 bytes"), false,
-                  "application/json");
-            return;
-        }
-        auto identity = decide_identity(query_param(req.target(), "token"), ctx_->cfg.secret_key,
-                                        ctx_->cfg.auth_required, unix_now());
-        // Bytes the client sent right after its request (its first frames) are the session's.
-        const auto early = buffer_.cdata();
-        std::string early_bytes(static_cast<const char*>(early.data()), early.size());
-        buffer_.consume(buffer_.size());
-        stream_.expires_never();
-        // The connection moves to the sessions' io_context, with a strand of its own there.
-        auto front = stream_.release_socket();
-        net::ip::tcp::socket moved(net::make_strand(sessions_));
-        const auto protocol = front.local_endpoint(ec).protocol();
-        const auto native = front.release(ec);
-        if (ec) {
-            return;
-        }
-        moved.assign(protocol, native, ec);
-        if (ec) {
-            ::close(native);
-            return;
-        }
-        std::make_shared<websocket_session>(std::move(moved), ctx_, decision.id, decision.since,
-                                            std::move(identity), std::move(*accept), std::move(early_bytes))
-            ->run();
+        upgrade(std::move(req));
         return;
     }
     // The page and the API answer only for ALLOWED_HOSTS, as Django does (400).
@@ -146,6 +148,76 @@ void http_session::on_read(beast::error_code ec, std::size_t) {
     const auto r = route_http(req.method_string(), req.target(), status,
                               [&] { return ctx_->stats.render(extra); });
     reply(r.status, r.body, req.keep_alive(), r.content_type);
+}
+
+// Every check of an upgrade is answered here, before the connection becomes a websocket_session
+// and before any database work: a refused client costs one short HTTP answer.
+void http_session::upgrade(http::request<http::string_body>&& req) {
+    std::optional<std::string_view> origin;
+    if (const auto it = req.find(http::field::origin); it != req.end()) {
+        origin = it->value();
+    }
+    const auto decision = decide_upgrade(ctx_->cfg.allowed_hosts, req.target(), req[http::field::host], origin);
+    if (decision.status != 0) {
+        // The path only: the query may hold a ?token=, which no log line ever shows.
+        spdlog::debug("upgrade refused with {}: path {}", decision.status, path_of(req.target()));
+        reply(decision.status, upgrade_refusal_body(decision.status), false, "application/json");
+        return;
+    }
+    if (ctx_->draining) {
+        reply(503, R"({"error":"draining","message":"server is shutting down"})", false, "application/json");
+        return;
+    }
+    // RFC 6455 4.2.1: version 13 only (426 names it), a key that is base64 of 16 bytes.
+    if (req[http::field::sec_websocket_version] != "13") {
+        reply(426, error_body("upgrade_required", "Sec-WebSocket-Version must be 13"), false, "application/json",
+              {{"Sec-WebSocket-Version", "13"}});
+        return;
+    }
+    auto accept = websocket_accept_key(req[http::field::sec_websocket_key]);
+    if (!accept) {
+        reply(400, error_body("bad_request", "Sec-WebSocket-Key must be the base64 of 16 bytes"), false,
+              "application/json");
+        return;
+    }
+    // MAX_CONNECTIONS, then MAX_CONNECTIONS_PER_IP for the client behind any trusted proxy.
+    beast::error_code ec;
+    const auto peer = ip_address::parse(stream_.socket().remote_endpoint(ec).address().to_string());
+    if (ec || !peer) {
+        return;  // the client is gone already
+    }
+    const auto client = client_address(*peer, forwarded_for(req), ctx_->cfg.trusted);
+    auto admission = ctx_->limits->admit(client.limit_key());
+    if (admission.result != connection_limits::verdict::admitted) {
+        const bool pod = admission.result == connection_limits::verdict::pod_full;
+        ctx_->stats.refused(pod ? refusal::max_connections : refusal::max_connections_per_ip);
+        const auto r = refusal_reply(pod ? 503 : 429, pod ? ctx_->limits->max_total() : ctx_->limits->max_per_client());
+        reply(r.status, r.body, false, r.content_type, r.headers);
+        return;
+    }
+    auto identity = decide_identity(query_param(req.target(), "token"), ctx_->cfg.secret_key, ctx_->cfg.auth_required,
+                                    unix_now());
+    // Bytes the client sent right after its request (its first frames) are the session's.
+    const auto early = buffer_.cdata();
+    std::string early_bytes(static_cast<const char*>(early.data()), early.size());
+    buffer_.consume(buffer_.size());
+    stream_.expires_never();
+    // The connection moves to the sessions' io_context, with a strand of its own there.
+    auto front = stream_.release_socket();
+    net::ip::tcp::socket moved(net::make_strand(sessions_));
+    const auto protocol = front.local_endpoint(ec).protocol();
+    const auto native = front.release(ec);
+    if (ec) {
+        return;
+    }
+    moved.assign(protocol, native, ec);
+    if (ec) {
+        ::close(native);
+        return;
+    }
+    std::make_shared<websocket_session>(std::move(moved), ctx_, decision.id, decision.since, std::move(identity),
+                                        std::move(*accept), std::move(early_bytes), std::move(admission.place))
+        ->run();
 }
 
 void http_session::handle_api(http::request<http::string_body>&& req) {

@@ -19,7 +19,29 @@ void sample(std::string& out, std::string_view name, std::string_view type, std:
     out += fmt::format("{} {}\n", name, value);
 }
 
+constexpr bool is_connection_limit(refusal r) { return r == refusal::max_connections || r == refusal::max_connections_per_ip; }
+constexpr bool is_ws_close(refusal r) {
+    return r == refusal::ws_protocol_error || r == refusal::ws_invalid_utf8 || r == refusal::ws_message_too_big;
+}
+
 }  // namespace
+
+std::string_view to_string(refusal r) {
+    switch (r) {
+    case refusal::max_connections: return "max_connections";
+    case refusal::max_connections_per_ip: return "max_connections_per_ip";
+    case refusal::header_timeout: return "header_timeout";
+    case refusal::uri_too_long: return "uri_too_long";
+    case refusal::headers_too_large: return "headers_too_large";
+    case refusal::body_too_large: return "body_too_large";
+    case refusal::malformed_request: return "malformed_request";
+    case refusal::handshake_timeout: return "handshake_timeout";
+    case refusal::ws_protocol_error: return "protocol_error";
+    case refusal::ws_invalid_utf8: return "invalid_utf8";
+    case refusal::ws_message_too_big: return "message_too_big";
+    }
+    return "unknown";
+}
 
 histogram::histogram(std::vector<double> bounds)
     : bounds_(std::move(bounds)), buckets_(new std::atomic<std::uint64_t>[bounds_.size()]) {
@@ -69,6 +91,28 @@ std::string metrics::render(const metrics_extra& extra) const {
     for (const auto& [id, n] : extra.connections_per_auction) {
         out += fmt::format("bidding_auction_connections{{bid_id=\"{}\"}} {}\n", id, n);
     }
+    header(out, "bidding_connection_limit", "gauge",
+           "The WebSocket connection limits in force (MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP; 0: none).");
+    out += fmt::format("bidding_connection_limit{{scope=\"pod\"}} {}\n", extra.max_connections);
+    out += fmt::format("bidding_connection_limit{{scope=\"client_address\"}} {}\n", extra.max_connections_per_ip);
+    const auto refusals_with = [&](std::string_view name, std::string_view help, std::string_view label, auto pick) {
+        header(out, name, "counter", help);
+        for (std::size_t i = 0; i < refusals_.size(); ++i) {
+            const auto r = static_cast<refusal>(i);
+            if (pick(r)) {
+                out += fmt::format("{}{{{}=\"{}\"}} {}\n", name, label, to_string(r),
+                                   refusals_[i].load(std::memory_order_relaxed));
+            }
+        }
+    };
+    refusals_with("bidding_connections_refused_total", "WebSocket upgrades refused by a connection limit (503, 429).",
+                  "reason", [](refusal r) { return is_connection_limit(r); });
+    refusals_with("bidding_http_refused_total",
+                  "HTTP requests refused or dropped before routing: slow, oversized or malformed (docs/security.md).",
+                  "reason", [](refusal r) { return !is_connection_limit(r) && !is_ws_close(r); });
+    refusals_with("bidding_ws_protocol_closes_total",
+                  "WebSocket connections closed for breaking RFC 6455 (1002), UTF-8 (1007) or MAX_MESSAGE_BYTES (1009).",
+                  "reason", [](refusal r) { return is_ws_close(r); });
     sample(out, "bidding_messages_in_total", "counter", "WebSocket messages received from clients.",
            messages_in_.load(std::memory_order_relaxed));
     sample(out, "bidding_messages_out_total", "counter", "WebSocket messages queued to clients.",

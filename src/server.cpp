@@ -8,6 +8,7 @@
 #include <bidding/postgres_store.hpp>
 #include <bidding/protocol.hpp>
 #include <bidding/redis_bus.hpp>
+#include <bidding/connection_limits.hpp>
 #include <bidding/server.hpp>
 #include <bidding/session_registry.hpp>
 
@@ -27,7 +28,9 @@ namespace net = boost::asio;
 namespace {
 
 // Tens of thousands of sockets need more than the usual soft limit of 1024 descriptors.
-void raise_open_file_limit() {
+// Raises the open-files limit to its hard limit, as servers holding many sockets do; returns
+// the limit in force.
+std::size_t raise_open_file_limit() {
     rlimit lim{};
     if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
         lim.rlim_cur = lim.rlim_max;
@@ -35,9 +38,26 @@ void raise_open_file_limit() {
             spdlog::warn("could not raise the open file limit");
         }
     }
-    if (getrlimit(RLIMIT_NOFILE, &lim) == 0) {
-        spdlog::debug("open file limit: {}", lim.rlim_cur);
+    if (getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur == RLIM_INFINITY) {
+        return 1'048'576;
     }
+    return static_cast<std::size_t>(lim.rlim_cur);
+}
+
+// MAX_CONNECTIONS, or by default what the open-files limit leaves after a reserve for the
+// database, Redis, probes and plain HTTP requests: past it, accept() would fail for everyone.
+std::size_t connection_limit_of(const config& cfg, std::size_t open_files) {
+    constexpr std::size_t reserve = 256;
+    const std::size_t fit = open_files > reserve + 16 ? open_files - reserve : 16;
+    if (cfg.max_connections == 0) {
+        return fit;
+    }
+    if (cfg.max_connections > fit) {
+        spdlog::warn("MAX_CONNECTIONS={} is more than the open-files limit ({}) leaves room for: connections beyond "
+                     "about {} will fail to be accepted",
+                     cfg.max_connections, open_files, fit);
+    }
+    return cfg.max_connections;
 }
 
 // How every database connection of the server is set up.
@@ -102,6 +122,8 @@ std::function<metrics_extra()> observer(session_registry& registry, close_listen
         extra.bus_rejected = bus != nullptr ? bus->rejected() : 0;
         extra.db_queued = db.queued();
         extra.watchdog_cuts = db.watchdog().cuts();
+        extra.max_connections = ctx.limits->max_total();
+        extra.max_connections_per_ip = ctx.limits->max_per_client();
         return extra;
     };
 }
@@ -142,7 +164,7 @@ std::string redis_display(const config& cfg) {
 }  // namespace
 
 int run_server(const config& cfg) {
-    raise_open_file_limit();
+    const auto open_files = raise_open_file_limit();
     const auto threads = cfg.threads != 0 ? cfg.threads : std::max(1u, std::thread::hardware_concurrency());
 
     // Fail fast and clearly when the database is unreachable at start.
@@ -188,6 +210,7 @@ int run_server(const config& cfg) {
             bus->publish_close(id, bid_closed);
         };
     }
+    ctx->limits = std::make_shared<connection_limits>(connection_limit_of(cfg, open_files), cfg.max_connections_per_ip);
     ctx->observe = observer(registry, closes, bus.get(), db, *ctx);
 
     auto acceptor =
@@ -198,8 +221,11 @@ int run_server(const config& cfg) {
     if (bus) {
         bus->start();
     }
-    spdlog::info("{} {} ({}) listening on port {}, database {}, {}, {} threads", cfg.app_name, cfg.app_version,
-                 to_string(cfg.env), acceptor->port(), cfg.database_display, redis_display(cfg), threads);
+    spdlog::info("{} {} ({}) listening on port {}, database {}, {}, {} threads, at most {} connections ({} per client "
+                 "address)",
+                 cfg.app_name, cfg.app_version, to_string(cfg.env), acceptor->port(), cfg.database_display,
+                 redis_display(cfg), threads, ctx->limits->max_total(),
+                 cfg.max_connections_per_ip == 0 ? std::string("no limit") : std::to_string(cfg.max_connections_per_ip));
 
     net::signal_set signals(ioc, SIGINT, SIGTERM);
     std::thread drainer;

@@ -44,7 +44,7 @@ thread_local std::array<char, read_chunk> read_buffer;
 
 websocket_session::websocket_session(net::ip::tcp::socket&& socket, std::shared_ptr<server_context> ctx,
                                      auction_id id, std::optional<seq_t> since, ws_identity identity,
-                                     std::string accept_key, std::string early_bytes)
+                                     std::string accept_key, std::string early_bytes, connection_limits::lease place)
     : socket_(std::move(socket)),
       ctx_(std::move(ctx)),
       auction_(id),
@@ -55,6 +55,7 @@ websocket_session::websocket_session(net::ip::tcp::socket&& socket, std::shared_
                 accept_key + "\r\nServer: bidding-server\r\n\r\n"),
       early_(std::move(early_bytes)),
       admission_(ctx_->cfg.bid_rate_limit, ctx_->cfg.bid_burst),
+      place_(std::move(place)),
       peer_(peer_of(socket_)),
       heartbeat_timer_(socket_.get_executor()),
       send_timer_(socket_.get_executor()),
@@ -79,7 +80,7 @@ void websocket_session::run() {
     boost::system::error_code ec;
     socket_.non_blocking(true, ec);  // reads drain the socket until it would block
     // The opening handshake is bounded like the close: a client that takes no bytes is dropped.
-    close_deadline_ = clock::now() + std::chrono::seconds(10);
+    close_deadline_ = clock::now() + ctx_->cfg.ws_handshake_timeout;
     arm_send_watch(close_deadline_);
     net::async_write(socket_, net::buffer(response_),
                      [self = shared_from_this()](error_code_t e, std::size_t) { self->on_accept(e); });
@@ -240,6 +241,9 @@ void websocket_session::on_event(ws_event& event) {
         return;
     case ws_event::kind::error:
         spdlog::debug("protocol error from {}: {} (close {})", peer_, event.payload, event.code);
+        ctx_->stats.refused(event.code == ws_close::too_big         ? refusal::ws_message_too_big
+                            : event.code == ws_close::bad_payload ? refusal::ws_invalid_utf8
+                                                                      : refusal::ws_protocol_error);
         close_now(event.code, event.payload);
         return;
     }
@@ -562,6 +566,7 @@ void websocket_session::on_send_watch(error_code_t ec) {
     if (phase_ == phase::handshake) {
         if (now >= close_deadline_) {
             spdlog::debug("websocket handshake timed out: {}", peer_);
+            ctx_->stats.refused(refusal::handshake_timeout);
             finish();
         } else {
             arm_send_watch(close_deadline_);

@@ -38,8 +38,10 @@ using client_message = std::variant<pong_message, bid_request, message_error>;
 // required nor read (the caller sets the bidder).
 client_message parse_client_message(std::string_view text, bool name_from_token = false);
 
-// Trims ASCII whitespace and checks a bidder or item name: valid UTF-8, 1..255 code points, no
-// control characters. nullopt (and *error set, when given) when it is not acceptable.
+// Trims ASCII whitespace and checks a bidder or item name (names are shown to everybody): valid
+// UTF-8, 1..255 code points, no control characters, no invisible or bidirectional-control ones
+// (zero-width characters, U+202E and the other format characters, variation selectors, fillers),
+// not only spaces. nullopt (and *error set, when given) when it is not acceptable.
 std::optional<std::string> normalize_name(std::string_view raw, std::string* error = nullptr);
 
 }  // namespace bidding

@@ -1,4 +1,5 @@
 #pragma once
+#include <bidding/client_address.hpp>
 #include <bidding/dotenv.hpp>
 
 #include <chrono>
@@ -67,6 +68,14 @@ struct config {
     std::size_t db_queue_limit{4096};                // database jobs waiting for a pool thread
     std::chrono::milliseconds redis_timeout{2'000};  // a Redis reply (or a ping's) later than this: connection lost
     std::chrono::milliseconds fanout_max_lag{500};   // most clients of an auction this late: its bids are refused
+
+    // Hostile clients (docs/security.md).
+    std::size_t max_connections{0};           // WebSocket connections of this pod; 0: the open-files limit - 256
+    std::size_t max_connections_per_ip{100};  // per client address (an IPv6 /64); 0: no limit
+    trusted_proxies trusted;                  // TRUSTED_PROXIES: whose X-Forwarded-For is believed
+    std::chrono::milliseconds http_header_timeout{10'000};  // a request's headers complete within this
+    std::chrono::milliseconds ws_handshake_timeout{10'000};  // the 101 answer taken by the client within this
+
     std::string database_name;         // for the default channel prefix; may be empty
     std::string redis_channel_prefix;  // "bidding:{database}:" unless REDIS_CHANNEL_PREFIX says otherwise
 };

@@ -3,6 +3,7 @@
 #include <bidding/auction.hpp>
 
 #include <functional>
+#include <cstddef>
 #include <optional>
 #include <utility>
 #include <string>
@@ -50,6 +51,16 @@ struct ws_identity {
 };
 ws_identity decide_identity(std::optional<std::string_view> token, const std::string& secret_key, bool required,
                             std::int64_t now_seconds);
+
+// A request whose head outgrew the header limit, from the bytes read of it: 414 when its request
+// line had not ended yet (the target is what is too long), 431 otherwise (RFC 9110, RFC 6585).
+unsigned oversized_head_status(std::string_view head_bytes);
+
+// The answer to a request refused before routing (414, 431, 413, 400), or to an upgrade over a
+// connection limit (503 MAX_CONNECTIONS, 429 MAX_CONNECTIONS_PER_IP); its `Retry-After` where
+// waiting helps.
+struct http_reply;
+http_reply refusal_reply(unsigned status, std::size_t limit = 0);
 
 // The JSON body of a refused upgrade (400, 403 or 404).
 std::string upgrade_refusal_body(unsigned status);

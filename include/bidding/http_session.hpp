@@ -29,7 +29,10 @@ public:
 
 private:
     void do_read();
+    void on_header(boost::beast::error_code ec, std::size_t bytes);
     void on_read(boost::beast::error_code ec, std::size_t bytes);
+    void refuse(refusal why, unsigned status);
+    void upgrade(boost::beast::http::request<boost::beast::http::string_body>&& req);
     void reply(unsigned status, std::string body, bool keep_alive, std::string_view content_type,
                const std::vector<std::pair<std::string, std::string>>& headers = {});
     void handle_api(boost::beast::http::request<boost::beast::http::string_body>&& req);

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <functional>
+#include <memory>
 
 namespace bidding {
 
@@ -12,6 +13,7 @@ class session_registry;
 class bid_service;
 class db_pool;
 class history_reader;
+class connection_limits;
 
 struct server_context {
     const config& cfg;
@@ -24,6 +26,8 @@ struct server_context {
     std::function<metrics_extra()> observe;
     // Tells the other pods that an auction was closed here (Redis); empty in single-pod mode.
     std::function<void(auction_id, const std::string&)> publish_close;
+    // MAX_CONNECTIONS and MAX_CONNECTIONS_PER_IP: each websocket_session holds a lease.
+    std::shared_ptr<connection_limits> limits{};
     std::atomic<bool> draining{false};
 };
 

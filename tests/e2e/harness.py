@@ -46,7 +46,8 @@ CONFIG_VARIABLES = (
     "MAX_MESSAGE_BYTES", "DRAIN_TIMEOUT", "DB_POOL_SIZE", "THREADS", "POSTGRESS_PASSWORD", "AUTH_REQUIRED", "BID_RATE_LIMIT", "BID_BURST",
     "MAX_SEND_QUEUE_BYTES", "SEND_TIMEOUT", "BID_TIMEOUT", "DB_TIMEOUT", "DB_LOCK_TIMEOUT",
     "MAX_PENDING_BIDS_PER_AUCTION", "MAX_PENDING_BIDS", "DB_QUEUE_LIMIT", "REDIS_TIMEOUT", "REDIS_CHANNEL_PREFIX",
-    "REDIS_PASSWORD", "FANOUT_MAX_LAG",
+    "REDIS_PASSWORD", "FANOUT_MAX_LAG", "MAX_CONNECTIONS", "MAX_CONNECTIONS_PER_IP", "TRUSTED_PROXIES",
+    "HTTP_HEADER_TIMEOUT", "WS_HANDSHAKE_TIMEOUT",
 )
 
 ISO_MILLIS_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
@@ -577,6 +578,9 @@ def server_env(database_url: str, port: int, redis_url: str = "",
         "IDLE_TIMEOUT": "360",
         # Tests bid far faster than people; the limit has its own test (test_rate_limit.py).
         "BID_RATE_LIMIT": "0",
+        # Every test client comes from 127.0.0.1; the per-address limit has its own test
+        # (test_limits.py).
+        "MAX_CONNECTIONS_PER_IP": "0",
     }
     base.update(env or {})
     return clean_env(base)

@@ -52,7 +52,9 @@ TEST(ConfigVariables, EveryDeclaredVariableIsAcceptedWithAValidValue) {
                            {"DB_TIMEOUT", "1.5"}, {"DB_LOCK_TIMEOUT", "0.5"}, {"MAX_PENDING_BIDS_PER_AUCTION", "10"},
                            {"MAX_PENDING_BIDS", "100"}, {"DB_QUEUE_LIMIT", "50"}, {"REDIS_TIMEOUT", "1"},
                            {"REDIS_CHANNEL_PREFIX", "bids:prod:"}, {"REDIS_PASSWORD", "pw"},
-                           {"FANOUT_MAX_LAG", "0.25"}};
+                           {"FANOUT_MAX_LAG", "0.25"}, {"MAX_CONNECTIONS", "1000"},
+                           {"MAX_CONNECTIONS_PER_IP", "10"}, {"TRUSTED_PROXIES", "10.0.0.0/8, fd00::/8"},
+                           {"HTTP_HEADER_TIMEOUT", "5"}, {"WS_HANDSHAKE_TIMEOUT", "5"}};
     EXPECT_NO_THROW(load_config(valid));
     for (const auto name : config_variables()) {
         EXPECT_TRUE(valid.count(std::string(name)) == 1) << name << " is declared but this test does not set it";
@@ -547,6 +549,40 @@ TEST(ProcessEnvironment, ReadsEnviron) {
     ASSERT_TRUE(env.contains("BIDDING_UNIT_TEST_VAR"));
     EXPECT_EQ(env.at("BIDDING_UNIT_TEST_VAR"), "a=b") << "only the first '=' separates name and value";
     unsetenv("BIDDING_UNIT_TEST_VAR");
+}
+
+}  // namespace
+}  // namespace bidding
+
+namespace bidding {
+namespace {
+
+TEST(LoadConfig, ConnectionLimitsAndTrustedProxies) {
+    const config defaults = load_config({});
+    EXPECT_EQ(defaults.max_connections, 0u) << "0: from the open-files limit";
+    EXPECT_EQ(defaults.max_connections_per_ip, 100u);
+    EXPECT_TRUE(defaults.trusted.empty());
+    EXPECT_EQ(defaults.http_header_timeout, std::chrono::seconds(10));
+    EXPECT_EQ(defaults.ws_handshake_timeout, std::chrono::seconds(10));
+
+    const config c = load_config({{"MAX_CONNECTIONS", "500"}, {"MAX_CONNECTIONS_PER_IP", "0"},
+                                  {"TRUSTED_PROXIES", "10.1.0.0/16,::1"}, {"HTTP_HEADER_TIMEOUT", "0.5"}});
+    EXPECT_EQ(c.max_connections, 500u);
+    EXPECT_EQ(c.max_connections_per_ip, 0u);
+    EXPECT_TRUE(c.trusted.contains(*ip_address::parse("10.1.200.3")));
+    EXPECT_FALSE(c.trusted.contains(*ip_address::parse("10.2.0.1")));
+    EXPECT_TRUE(c.trusted.contains(*ip_address::parse("::1")));
+    EXPECT_EQ(c.http_header_timeout, std::chrono::milliseconds(500));
+    for (const auto* bad : {"10.0.0.0/33", "10.0.0/8", "example.com", "::1/129", "10.0.0.1/-1"}) {
+        try {
+            load_config({{"TRUSTED_PROXIES", bad}});
+            ADD_FAILURE() << bad;
+        } catch (const config_error& e) {
+            EXPECT_EQ(e.variable(), "TRUSTED_PROXIES");
+            EXPECT_NE(std::string(e.what()).find(bad), std::string::npos) << e.what();
+        }
+    }
+    EXPECT_THROW(load_config({{"MAX_CONNECTIONS_PER_IP", "-1"}}), config_error);
 }
 
 }  // namespace

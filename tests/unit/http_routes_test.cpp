@@ -1,5 +1,6 @@
 #include <bidding/api_routes.hpp>
 #include <bidding/http_routes.hpp>
+#include <bidding/jwt.hpp>
 
 #include "fakes.hpp"
 
@@ -232,6 +233,34 @@ TEST(RouteHttp, VersionAndMetrics) {
     EXPECT_EQ(m.status, 200u);
     EXPECT_EQ(m.content_type, "text/plain; version=0.0.4; charset=utf-8");
     EXPECT_EQ(m.body, "bidding_connections_open 0\n");
+}
+
+}  // namespace
+}  // namespace bidding
+
+namespace bidding {
+namespace {
+
+// A bidder identity comes from a bidder token only: an admin token (or one without a role) is
+// refused on the WebSocket, so a leaked admin token cannot bid as "admin".
+TEST(DecideIdentity, OnlyBidderTokensAreIdentities) {
+    const std::string key(32, 'k');
+    const auto token = [&](nlohmann::json claims) {
+        claims["exp"] = 2'000'000'000;
+        return sign_jwt(claims, key);
+    };
+    const auto bidder = decide_identity(token({{"sub", "ann"}, {"role", "bidder"}}), key, false, 1000);
+    EXPECT_FALSE(bidder.refused);
+    EXPECT_EQ(bidder.name, "ann");
+    for (const auto& claims : {nlohmann::json{{"sub", "admin"}, {"role", "admin"}}, nlohmann::json{{"sub", "ann"}},
+                               nlohmann::json{{"sub", "ann"}, {"role", "Bidder"}}}) {
+        const auto refused = decide_identity(token(claims), key, false, 1000);
+        EXPECT_TRUE(refused.refused) << claims.dump();
+        EXPECT_FALSE(refused.name) << claims.dump();
+    }
+    EXPECT_TRUE(decide_identity(token({{"sub", "ann\u202e"}, {"role", "bidder"}}), key, false, 1000).refused);
+    EXPECT_FALSE(decide_identity(std::nullopt, key, false, 1000).refused);
+    EXPECT_TRUE(decide_identity(std::nullopt, key, true, 1000).refused);
 }
 
 }  // namespace

@@ -218,6 +218,31 @@ TEST(ParseClientMessage, InvalidName) {
     expect_error(R"({"name":"","price":"abc"})", error_code::invalid_name);
 }
 
+// Names are shown to every client: nothing that draws nothing or reorders the text.
+TEST(ParseClientMessage, InvisibleOrBidiName) {
+    for (const std::string name :
+         {R"(ali\u200bce)", R"(\u202eecila)", R"(alice\u200d)", R"(\u2066x\u2069)", R"(a\u00adb)", R"(\ufeffbob)",
+          R"(a\u2028b)", R"(a\u061cb)", R"(a\u180eb)", R"(a\u2060b)", R"(a\ufe0f)", R"(\u3164)", R"(a\u034fb)",
+          R"(a\udb40\udc01b)" /* U+E0001, a tag */, R"(a\udb40\udd00b)" /* U+E0100, a variation selector */}) {
+        const message_error e = expect_error(R"({"name":")" + name + R"(","price":"1","ref":"q"})",
+                                             error_code::invalid_name);
+        EXPECT_EQ(e.message, "name must not contain invisible or bidirectional-control characters") << name;
+        EXPECT_EQ(e.ref, "q");
+    }
+    for (const std::string name : {R"(\u3000)", R"( \u2003 \u00a0 )"}) {
+        EXPECT_EQ(expect_error(R"({"name":")" + name + R"(","price":"1"})", error_code::invalid_name).message,
+                  "name must contain a visible character")
+            << name;
+    }
+    // Visible text of any script, and spaces between words, stay names.
+    for (const std::string name : {R"(Zo\u00eb)", R"(Jos\u00e9 Garc\u00eda)", R"(\u0639\u0644\u064a)",
+                                   R"(\u5c71\u7530 \u592a\u90ce)", R"(\ud83e\udd8a)", R"(a\u3000b)"}) {
+        expect_bid(R"({"name":")" + name + R"(","price":"1"})");
+    }
+    EXPECT_TRUE(normalize_name(R"(\u202e)")) << "JSON's escapes are decoded before the name is checked";
+    EXPECT_FALSE(normalize_name("x\xe2\x80\xae"));  // U+202E itself
+}
+
 TEST(ParseClientMessage, InvalidPrice) {
     struct sample {
         std::string price;
