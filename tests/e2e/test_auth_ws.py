@@ -165,6 +165,12 @@ BAD_TOKENS = {
     "garbage": lambda: "garbage",
     "three garbage parts": lambda: "abc.def.ghi",
     "sub changed after signing": lambda: _resigned_claims(),
+    # An admin token opens the API; it is nobody's bidder identity (a leaked one must not bid).
+    "admin token": lambda: harness.admin_jwt(),
+    "admin token from the CLI": lambda: harness.cli_token("--admin"),
+    "no role": lambda: harness.make_jwt({k: v for k, v in harness.token_claims("carol", "bidder").items()
+                                         if k != "role"}),
+    "a name with U+202E": lambda: harness.bidder_jwt("carol\u202e"),
 }
 
 
