@@ -265,3 +265,35 @@ TEST(DecideIdentity, OnlyBidderTokensAreIdentities) {
 
 }  // namespace
 }  // namespace bidding
+
+namespace bidding {
+namespace {
+
+TEST(OversizedHead, RequestLineOrHeaders) {
+    EXPECT_EQ(oversized_head_status("GET /" + std::string(9000, 'x')), 414u) << "the line never ended";
+    EXPECT_EQ(oversized_head_status("GET / HTTP/1.1\r\nX: " + std::string(9000, 'y')), 431u);
+    EXPECT_EQ(oversized_head_status(""), 414u);
+}
+
+TEST(RefusalReply, StatusCodeAndRetryAfter) {
+    const auto full = refusal_reply(503, 7);
+    EXPECT_EQ(full.status, 503u);
+    EXPECT_EQ(nlohmann::json::parse(full.body)["error"], "server_full");
+    EXPECT_NE(full.body.find(" 7 "), std::string::npos) << full.body;
+    ASSERT_EQ(full.headers.size(), 1u);
+    EXPECT_EQ(full.headers[0], (std::pair<std::string, std::string>{"Retry-After", "5"}));
+    const auto mine = refusal_reply(429, 3);
+    EXPECT_EQ(nlohmann::json::parse(mine.body)["error"], "too_many_connections");
+    EXPECT_NE(mine.body.find("at most 3 "), std::string::npos) << mine.body;
+    for (const auto& [status, code] : std::vector<std::pair<unsigned, std::string>>{
+             {414, "uri_too_long"}, {431, "headers_too_large"}, {413, "payload_too_large"}, {400, "bad_request"}}) {
+        const auto r = refusal_reply(status);
+        EXPECT_EQ(r.status, status);
+        EXPECT_EQ(r.content_type, "application/json");
+        EXPECT_EQ(nlohmann::json::parse(r.body)["error"], code);
+        EXPECT_TRUE(r.headers.empty());
+    }
+}
+
+}  // namespace
+}  // namespace bidding
