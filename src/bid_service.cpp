@@ -107,7 +107,8 @@ void bid_service::dispatch(auction_id id, batch b) {
         },
         deadline,
         // The lane's next batch, once the pool knows whether Postgres answered.
-        [this, id, shared] { finished(id, shared->size()); }});
+        [this, id, shared] { finished(id, shared->size()); },
+        db_pool::priority::bid});
     if (!queued) {
         // The database queue is full (or the pool is stopping): nothing was sent to Postgres.
         for (auto& p : *shared) {

@@ -16,10 +16,11 @@ db_pool::~db_pool() { stop(); }
 bool db_pool::post(job j) {
     {
         std::lock_guard lock(mutex_);
-        if (stopping_ || jobs_.size() >= settings_.queue_limit) {
+        auto& queue = j.kind == priority::bid ? bids_ : reads_;
+        if (stopping_ || queue.size() >= settings_.queue_limit) {
             return false;
         }
-        jobs_.push_back(std::move(j));
+        queue.push_back(std::move(j));
     }
     ready_.notify_one();
     return true;
@@ -41,7 +42,7 @@ void db_pool::stop() {
 
 std::size_t db_pool::queued() const {
     std::lock_guard lock(mutex_);
-    return jobs_.size();
+    return reads_.size() + bids_.size();
 }
 
 void db_pool::run(std::size_t index) {
@@ -53,12 +54,15 @@ void db_pool::run(std::size_t index) {
         bool probe = false;
         {
             std::unique_lock lock(mutex_);
-            ready_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
-            if (jobs_.empty()) {
+            ready_.wait(lock, [this] { return stopping_ || !reads_.empty() || !bids_.empty(); });
+            if (reads_.empty() && bids_.empty()) {
                 return;  // stopping, and every queued job has run
             }
-            j = std::move(jobs_.front());
-            jobs_.pop_front();
+            const bool bid = !bids_.empty() && (reads_.empty() || bids_in_a_row_ < bids_per_read);
+            auto& queue = bid ? bids_ : reads_;
+            bids_in_a_row_ = bid ? bids_in_a_row_ + 1 : 0;
+            j = std::move(queue.front());
+            queue.pop_front();
             const auto now = clock::now();
             if (now >= j.deadline) {
                 refused = refusal::expired;

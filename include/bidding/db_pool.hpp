@@ -34,6 +34,12 @@ public:
         stopping,     // the pool is shutting down
     };
 
+    // Bids are the service: their jobs start before waiting reads (snapshots, gap fills, the
+    // API), so a burst of new connections does not delay every bid on the pod. Reads are not
+    // starved: one starts after every `bids_per_read` bid jobs while reads wait.
+    enum class priority { read, bid };
+    static constexpr int bids_per_read = 8;
+
     struct job {
         std::function<void(auction_store&)> run;
         std::function<void(refusal)> refused;  // optional; called on a pool thread
@@ -41,6 +47,7 @@ public:
         // Optional; called on the pool thread after `run`, once the pool has counted what the
         // job learned of the database's health (so work it starts sees the new view).
         std::function<void()> then{};
+        priority kind{priority::read};
     };
 
     struct settings {
@@ -55,14 +62,15 @@ public:
     db_pool(const db_pool&) = delete;
     db_pool& operator=(const db_pool&) = delete;
 
-    // Queues `j`; jobs start in FIFO order. False, and nothing is called, when the queue is full
-    // or the pool is stopping: the caller answers "overloaded" or "unavailable" itself.
+    // Queues `j` by its priority; jobs of one priority start in FIFO order. False, and nothing
+    // is called, when `queue_limit` jobs of its priority wait or the pool is stopping: the caller answers
+    // "overloaded" or "unavailable" itself.
     bool post(job j);
 
     // Finishes the queued jobs (each within its deadline), then joins the threads.
     void stop();
 
-    std::size_t queued() const;
+    std::size_t queued() const;  // of both priorities
     // False while Postgres is known to be unreachable.
     bool healthy() const { return healthy_.load(std::memory_order_relaxed); }
     connection_watchdog& watchdog() { return watchdog_; }
@@ -76,7 +84,9 @@ private:
     std::atomic<bool> healthy_{true};
     mutable std::mutex mutex_;
     std::condition_variable ready_;
-    std::deque<job> jobs_;
+    std::deque<job> reads_;
+    std::deque<job> bids_;
+    int bids_in_a_row_{0};
     bool stopping_{false};
     bool probing_{false};
     clock::time_point retry_at_{};
