@@ -32,24 +32,52 @@ void history_reader::post(std::function<void(auction_store&)> run, std::function
     }
 }
 
+std::vector<std::function<void(history_reader::snapshot_result)>> history_reader::take(
+    const snapshot_key& key, const std::shared_ptr<shared_snapshot>& read) {
+    std::lock_guard lock(mutex_);
+    if (const auto it = waiting_reads_.find(key); it != waiting_reads_.end() && it->second == read) {
+        waiting_reads_.erase(it);  // from now on a new client needs a read of its own
+    }
+    return std::move(read->waiting);
+}
+
 void history_reader::load_snapshot(auction_id id, std::size_t history_limit, std::optional<seq_t> since,
                                    std::function<void(snapshot_result)> done) {
+    const snapshot_key key{id, history_limit, since};
+    auto read = std::make_shared<shared_snapshot>();
+    {
+        std::lock_guard lock(mutex_);
+        auto& slot = waiting_reads_[key];
+        if (slot) {
+            slot->waiting.push_back(std::move(done));  // that read has not started: it is ours too
+            return;
+        }
+        slot = read;
+        read->waiting.push_back(std::move(done));
+    }
     post(
-        [this, id, history_limit, since, done](auction_store& store) {
+        [this, key, read](auction_store& store) {
+            const auto waiting = take(key, read);
             snapshot_result result;
             try {
-                result.snapshot = store.load_snapshot(id, history_limit, since);
+                result.snapshot = store.load_snapshot(key.id, key.limit, key.since);
                 if (result.snapshot) {
                     // Where this pod's delivery of the auction starts, if it has not started yet.
-                    registry_.baseline(id, result.snapshot->info.last_seq);
+                    registry_.baseline(key.id, result.snapshot->info.last_seq);
                 }
             } catch (const std::exception& e) {
-                spdlog::debug("cannot load auction {}: {}", id, e.what());
+                spdlog::debug("cannot load auction {}: {}", key.id, e.what());
                 result.unavailable = true;
             }
-            done(std::move(result));
+            for (const auto& done : waiting) {
+                done(result);
+            }
         },
-        [done] { done(snapshot_result{std::nullopt, true}); });
+        [this, key, read] {
+            for (const auto& done : take(key, read)) {
+                done(snapshot_result{std::nullopt, true});
+            }
+        });
 }
 
 void history_reader::read_after(auction_id id, seq_t after, std::size_t limit, std::function<void(rows_result)> done) {

@@ -14,6 +14,9 @@
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <vector>
 
@@ -40,7 +43,11 @@ public:
         : db_(db), registry_(registry), timers_(timers), timeout_(timeout) {}
 
     // A client's snapshot; on success the registry learns where this pod's delivery of the
-    // auction starts (session_registry::baseline), before `done` is called.
+    // auction starts (session_registry::baseline), before `done` is called. Clients asking for
+    // the same snapshot (auction, limit, since) while one such read waits for a pool thread
+    // share it: a reconnect storm of thousands of clients costs a few queries, not thousands.
+    // Only a read that has not started is shared: each client joined the registry before asking,
+    // so the read still starts after every one of them joined, and no bid falls between.
     void load_snapshot(auction_id id, std::size_t history_limit, std::optional<seq_t> since,
                        std::function<void(snapshot_result)> done);
 
@@ -55,10 +62,25 @@ private:
     void post(std::function<void(auction_store&)> run, std::function<void()> refused);
     void retry_later(auction_id id);
 
+    struct snapshot_key {
+        auction_id id;
+        std::size_t limit;
+        std::optional<seq_t> since;
+        friend auto operator<=>(const snapshot_key&, const snapshot_key&) = default;
+    };
+    struct shared_snapshot {
+        std::vector<std::function<void(snapshot_result)>> waiting;
+    };
+    // The taker of a read that starts (or is refused): the clients waiting for it.
+    std::vector<std::function<void(snapshot_result)>> take(const snapshot_key& key,
+                                                            const std::shared_ptr<shared_snapshot>& read);
+
     db_pool& db_;
     session_registry& registry_;
     boost::asio::io_context& timers_;
     const std::chrono::milliseconds timeout_;
+    std::mutex mutex_;
+    std::map<snapshot_key, std::shared_ptr<shared_snapshot>> waiting_reads_;  // queued, not started
 };
 
 }  // namespace bidding

@@ -58,6 +58,7 @@ public:
         return auctions_.at(id).history;
     }
     int place_calls() const { return place_calls_.load(); }
+    int snapshot_calls() const { return snapshot_calls_.load(); }
     // True once `n` calls are blocked in a freeze (within the timeout).
     bool wait_blocked(int n, std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
         std::unique_lock lock(mutex_);
@@ -99,6 +100,7 @@ private:
     seq_t next_seq_{1};
     std::int64_t next_txid_{1000};
     std::atomic<int> place_calls_{0};
+    std::atomic<int> snapshot_calls_{0};
     std::atomic<std::size_t> largest_batch_{0};
 };
 
@@ -115,6 +117,7 @@ public:
     using auction_store::load_snapshot;
     std::optional<auction_snapshot> load_snapshot(auction_id id, std::size_t history_limit,
                                                   std::optional<seq_t> since) override {
+        ++db_->snapshot_calls_;
         auto lock = enter();
         const auto it = db_->auctions_.find(id);
         if (it == db_->auctions_.end()) {
