@@ -1,6 +1,7 @@
 #include <bidding/config.hpp>
 #include <bidding/text.hpp>
 #include <bidding/integer_text.hpp>
+#include <bidding/uri.hpp>
 
 #include <boost/url/grammar/ci_string.hpp>
 #include <boost/url/parse.hpp>
@@ -185,7 +186,7 @@ const std::string database_url_form = "a URL starting with postgres:// or postgr
 
 database_settings database_from_url(std::string_view url) {
     // No value in the messages: the URL may carry a password.
-    const auto parsed = boost::urls::parse_uri(url);
+    const auto parsed = parse_uri_guarded(url);
     // Boost.URL 1.81 lets a path without its leading "/" follow the authority ("db:5x/bids" reads
     // as port 5, path "x/bids"); RFC 3986 does not.
     if (!parsed || (!parsed->encoded_path().empty() && !parsed->is_path_absolute())) {
@@ -288,7 +289,7 @@ redis_endpoint parse_redis_url(std::string_view url) {
         // Never the value: it may hold a password.
         throw config_error("REDIS_URL", "REDIS_URL must look like redis://[:password@]host:port[/db]");
     };
-    const auto parsed = boost::urls::parse_uri(url);  // a bad % escape fails here
+    const auto parsed = parse_uri_guarded(url);  // a bad % escape fails here
     if (!parsed) return bad();
     const boost::urls::url_view& u = *parsed;
     if (!boost::urls::grammar::ci_is_equal(u.scheme(), "redis") || !u.has_authority() || u.has_query() ||

@@ -1,5 +1,6 @@
 #include <bidding/host_match.hpp>
 #include <bidding/text.hpp>
+#include <bidding/uri.hpp>
 
 #include <boost/url/authority_view.hpp>
 #include <boost/url/parse.hpp>
@@ -61,7 +62,7 @@ std::optional<std::string> normalize_host(std::string_view host_with_port) {
 
 std::optional<std::string> origin_host(std::string_view origin) {
     // scheme "://" authority [path...], as Boost.URL parses a URI; the userinfo is not the host.
-    const auto parsed = boost::urls::parse_uri(origin);
+    const auto parsed = parse_uri_guarded(origin);
     if (!parsed || !parsed->has_authority()) return std::nullopt;
     // Boost.URL 1.81 lets a path without its leading "/" follow the authority ("host:8x" reads
     // as port 8, path "x"); RFC 3986 does not: such an authority is malformed.

@@ -196,7 +196,8 @@ http_reply route_http(std::string_view method, std::string_view target, const se
     const auto path = path_of(target);
     const bool known = path == "/healthz" || path == "/readyz" || path == "/version" || path == "/metrics";
     if (known && method != "GET" && method != "HEAD") {
-        return {405, error_body("method_not_allowed", "use GET")};
+        // RFC 9110 15.5.6: a 405 names the methods that work, as the page's and the API's do.
+        return {405, error_body("method_not_allowed", "use GET"), "application/json", {{"Allow", "GET"}}};
     }
     if (path == "/healthz") {
         return {200, R"({"status":"ok"})"};

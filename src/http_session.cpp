@@ -147,7 +147,7 @@ void http_session::on_read(beast::error_code ec, std::size_t) {
     status.redis_connected = extra.redis_connected;
     const auto r = route_http(req.method_string(), req.target(), status,
                               [&] { return ctx_->stats.render(extra); });
-    reply(r.status, r.body, req.keep_alive(), r.content_type);
+    reply(r.status, r.body, req.keep_alive(), r.content_type, r.headers);
 }
 
 // Every check of an upgrade is answered here, before the connection becomes a websocket_session

@@ -68,6 +68,9 @@ TEST(OriginHost, NullAndSchemelessGiveNothing) {
     EXPECT_EQ(origin_host("//example.com"), std::nullopt);
     EXPECT_EQ(origin_host("http://"), std::nullopt);
     EXPECT_EQ(origin_host("1http://example.com"), std::nullopt);
+    // A scheme and one character: Boost.URL 1.81 asserted on it (builds without NDEBUG), uri.hpp.
+    EXPECT_EQ(origin_host("a:?"), std::nullopt);
+    EXPECT_EQ(origin_host("h1:]"), std::nullopt);
 }
 
 TEST(HostAllowed, ExactMatchIsCaseInsensitive) {

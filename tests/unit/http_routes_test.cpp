@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 namespace bidding {
 namespace {
 
@@ -192,7 +194,11 @@ http_reply get(std::string_view target, const service_status& s = healthy()) {
 
 TEST(RouteHttp, HealthzUpgradeRequiredNotFoundAndMethods) {
     EXPECT_EQ(get("/healthz").status, 200u);
-    EXPECT_EQ(route_http("POST", "/healthz", healthy(), [] { return std::string(); }).status, 405u);
+    const auto post = route_http("POST", "/healthz", healthy(), [] { return std::string(); });
+    EXPECT_EQ(post.status, 405u);
+    const auto allow = std::find_if(post.headers.begin(), post.headers.end(), [](const auto& h) { return h.first == "Allow"; });
+    ASSERT_NE(allow, post.headers.end()) << "a 405 names the methods that work (RFC 9110 15.5.6)";
+    EXPECT_EQ(allow->second, "GET");
     EXPECT_EQ(get("/ws/bid/1").status, 426u) << "a plain GET on the WebSocket endpoint needs an upgrade";
     EXPECT_EQ(get("/nope").status, 404u);
 }
