@@ -10,6 +10,7 @@
 #   BUILD_TYPE    CMAKE_BUILD_TYPE (default: the preset's)
 #   BIDDING_WARNINGS_AS_ERRORS  ON/OFF over the preset's choice
 #   BUILD_JOBS    parallel jobs (default: nproc)
+#   BUILD_TARGETS targets to build, space-separated (default: all of the configuration's)
 #   CCACHE_DIR    ccache's cache (default: ~/.cache/ccache); ccache is used when installed.
 set -euo pipefail
 
@@ -34,14 +35,18 @@ else
 fi
 
 overrides=()
+targets=()
+for target in ${BUILD_TARGETS:-}; do
+    targets+=(--target "$target")
+done
 [[ -n ${BUILD_DIR:-} ]] && overrides+=(-B "$BUILD_DIR")
 [[ -n ${BUILD_TYPE:-} ]] && overrides+=(-DCMAKE_BUILD_TYPE="$BUILD_TYPE")
 [[ -n ${BIDDING_WARNINGS_AS_ERRORS:-} ]] && overrides+=(-DBIDDING_WARNINGS_AS_ERRORS="$BIDDING_WARNINGS_AS_ERRORS")
 cmake --preset "$preset" "${overrides[@]}" "${launcher[@]}" "$@"
 if [[ -n ${BUILD_DIR:-} ]]; then
-    cmake --build "$BUILD_DIR" --parallel "$jobs"
+    cmake --build "$BUILD_DIR" --parallel "$jobs" "${targets[@]}"
 else
-    cmake --build --preset "$preset" --parallel "$jobs"
+    cmake --build --preset "$preset" --parallel "$jobs" "${targets[@]}"
 fi
 
 if [[ -n ${launcher[*]} ]]; then

@@ -12,6 +12,7 @@
 #include <bidding/server.hpp>
 #include <bidding/session_registry.hpp>
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <spdlog/spdlog.h>
@@ -227,6 +228,12 @@ int run_server(const config& cfg) {
                  redis_display(cfg), threads, ctx->limits->max_total(),
                  cfg.max_connections_per_ip == 0 ? std::string("no limit") : std::to_string(cfg.max_connections_per_ip));
 
+    // The sessions' io_context runs until the drain stops it. Without this its run() returns as
+    // soon as no socket or timer operation is pending, which happens during a drain while a
+    // session still waits for the database (its snapshot, a reply): what the database then
+    // posts is never run, the session never leaves the registry, and the drain waits for it
+    // until DRAIN_TIMEOUT.
+    auto keep_running = net::make_work_guard(ioc);
     net::signal_set signals(ioc, SIGINT, SIGTERM);
     std::thread drainer;
     signals.async_wait([&](const boost::system::error_code& ec, int signo) {

@@ -78,10 +78,36 @@ def seeded_db(postgres):
     return harness.migrate_and_seed(postgres.create_database())
 
 
+def _save_sanitizer_reports(reports, label: str) -> None:
+    try:
+        harness.ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        for path, _ in reports:
+            shutil.copyfile(path, harness.ARTIFACTS / f"{label}-{path.name}")
+    except OSError:
+        pass
+
+
 def _finish(pool: harness.ServerPool) -> None:
     problems = pool.stop_all()
+    reports = harness.new_sanitizer_reports()
+    if reports:
+        _save_sanitizer_reports(reports, "sanitizer")
+        problems.append(harness.describe_sanitizer_reports(reports))
     if problems:
         pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def no_sanitizer_report(request):
+    """In a sanitizer run (scripts/sanitize.sh), a report written by any process of the binary
+    since the last check (so: during the test, a module server's too) fails it, whatever the
+    process's exit code. Set up first, so torn down last: after the test's servers have stopped
+    (LeakSanitizer reports at exit)."""
+    yield
+    reports = harness.new_sanitizer_reports()
+    if reports:
+        _save_sanitizer_reports(reports, request.node.name)
+        pytest.fail(harness.describe_sanitizer_reports(reports), pytrace=False)
 
 
 @pytest.fixture
@@ -120,3 +146,8 @@ def pytest_runtest_makereport(item, call):
 
 def pytest_sessionfinish(session, exitstatus):
     harness.cleanup()
+    reports = harness.new_sanitizer_reports()
+    if reports:  # written after every test's check (a module's server at its end, say)
+        _save_sanitizer_reports(reports, "session")
+        print("\n" + harness.describe_sanitizer_reports(reports))
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -50,6 +50,82 @@ CONFIG_VARIABLES = (
     "HTTP_HEADER_TIMEOUT", "WS_HANDSHAKE_TIMEOUT",
 )
 
+# --------------------------------------------------------------------------- sanitizer runs
+#
+# scripts/sanitize.sh runs this suite against an ASan+UBSan or a TSan build of the server and says
+# so in BIDDING_SANITIZER (asan or tsan). Sanitizers make the server several times slower, so the
+# time bounds and deadlines that would fail only because of that are written as
+# timing_bound(seconds): the bound itself in a normal run (SLOWDOWN 1, unchanged), SLOWDOWN times
+# it in a sanitizer run. Never used for what is checked about correctness (every bid answered
+# exactly once, in order, stored when acknowledged). BIDDING_SLOWDOWN overrides the factor.
+SANITIZER = os.environ.get("BIDDING_SANITIZER", "").strip().lower()
+_SLOWDOWNS = {"": 1.0, "asan": 5.0, "tsan": 6.0}
+if SANITIZER not in _SLOWDOWNS:
+    raise RuntimeError(f"BIDDING_SANITIZER={SANITIZER!r}: expected asan, tsan or nothing")
+SLOWDOWN = float(os.environ.get("BIDDING_SLOWDOWN") or _SLOWDOWNS[SANITIZER])
+
+
+def timing_bound(seconds: float) -> float:
+    """A time bound or deadline, scaled by SLOWDOWN in sanitizer runs (as is otherwise)."""
+    return seconds * SLOWDOWN
+
+
+# A sanitized process also holds more memory: shadow memory and redzones (MEMORY_OVERHEAD times
+# as much), and under ASan its quarantine of freed blocks, which stay resident (up to 256 MiB,
+# ASAN_OPTIONS quarantine_size_mb) so that a use after free is caught. A bound on resident memory,
+# or on its growth, is a memory_bound().
+MEMORY_OVERHEAD = 2.0 if SANITIZER else 1.0
+ASAN_QUARANTINE_KIB = 256 * 1024 if SANITIZER == "asan" else 0
+
+
+def memory_bound(kib: float) -> float:
+    """A bound on a process's resident memory (or on its growth), in KiB: as is in a normal run,
+    MEMORY_OVERHEAD times it plus ASan's quarantine in a sanitizer run."""
+    return kib * MEMORY_OVERHEAD + ASAN_QUARANTINE_KIB
+
+
+# What the sanitizers print when they find something (ASan, LSan, UBSan, TSan, libstdc++'s
+# assertions). A report fails the test even when the process exited 0.
+SANITIZER_REPORT = re.compile(
+    r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|WARNING: ThreadSanitizer|ThreadSanitizer: |"
+    r"runtime error: |SUMMARY: (?:Address|Leak|Thread|UndefinedBehavior)Sanitizer|"
+    r"Assertion '.*' failed|AddressSanitizer:DEADLYSIGNAL")
+# Where sanitize.sh has the sanitizers write their reports (log_path=DIR/report: one file per
+# process, `report.<pid>`), so that no process's report is lost, whoever ran it.
+SANITIZER_REPORTS_DIR = Path(os.environ["BIDDING_SANITIZER_REPORTS"]) if os.environ.get("BIDDING_SANITIZER_REPORTS") else None
+
+
+def sanitizer_findings(text: str) -> list[str]:
+    """The lines of `text` that say a sanitizer found something."""
+    return [line for line in text.splitlines() if SANITIZER_REPORT.search(line)]
+
+
+_claimed_reports: set[str] = set()
+
+
+def new_sanitizer_reports() -> list[tuple[Path, str]]:
+    """Report files in SANITIZER_REPORTS_DIR not returned before: (path, text), each once."""
+    if SANITIZER_REPORTS_DIR is None or not SANITIZER_REPORTS_DIR.is_dir():
+        return []
+    found = []
+    for path in sorted(SANITIZER_REPORTS_DIR.iterdir()):
+        if path.name in _claimed_reports or not path.is_file():
+            continue
+        _claimed_reports.add(path.name)
+        text = path.read_text(errors="replace")
+        if text.strip():
+            found.append((path, text))
+    return found
+
+
+def describe_sanitizer_reports(reports: list[tuple[Path, str]], limit: int = 200) -> str:
+    parts = []
+    for path, text in reports:
+        lines = text.splitlines()
+        parts.append(f"--- {path} ({len(lines)} lines)\n" + "\n".join(lines[:limit]))
+    return "a sanitizer reported a problem:\n" + "\n".join(parts)
+
+
 ISO_MILLIS_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 MONEY = re.compile(r"^\d+\.\d{2}$")
 
@@ -64,7 +140,9 @@ def free_port() -> int:
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.02) -> Any:
-    """Polls `predicate` until it returns something truthy; TimeoutError after `timeout` seconds."""
+    """Polls `predicate` until it returns something truthy; TimeoutError after `timeout` seconds
+    (timing_bound: scaled in sanitizer runs)."""
+    timeout = timing_bound(timeout)
     deadline = time.monotonic() + timeout
     while True:
         result = predicate()
@@ -123,11 +201,12 @@ def require_binary() -> Path:
 
 
 def stop_process(proc: subprocess.Popen, grace: float = 10.0) -> int | None:
-    """SIGTERM, wait up to `grace` seconds, then SIGKILL. Returns the exit code."""
+    """SIGTERM, wait up to `grace` seconds (timing_bound: a sanitized server's exit, with its leak
+    check, takes longer, and a SIGKILL would lose the report), then SIGKILL. Returns the exit code."""
     if proc.poll() is None:
         try:
             proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=grace)
+            proc.wait(timeout=timing_bound(grace))
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
@@ -417,10 +496,15 @@ def cli_env(database_url: str | None = None, env: dict[str, str | None] | None =
 
 def run_cli(*args: str, database_url: str | None = None, env: dict[str, str | None] | None = None,
             cwd: Path | str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-    """Runs `bidding-server ARGS...` to completion (text output captured)."""
-    return subprocess.run([str(require_binary()), *map(str, args)], env=cli_env(database_url, env),
-                          cwd=str(cwd or neutral_dir()), capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
+    """Runs `bidding-server ARGS...` to completion (text output captured). A sanitizer report in
+    its output fails the test, whatever the exit code."""
+    result = subprocess.run([str(require_binary()), *map(str, args)], env=cli_env(database_url, env),
+                            cwd=str(cwd or neutral_dir()), capture_output=True, text=True,
+                            timeout=timing_bound(timeout), stdin=subprocess.DEVNULL)
+    findings = sanitizer_findings(result.stderr)
+    assert not findings, (f"`bidding-server {' '.join(map(str, args))}`: a sanitizer reported a problem "
+                          f"(exit code {result.returncode}):\n{result.stderr[-20000:]}")
+    return result
 
 
 def run_cli_ok(*args: str, **kwargs: Any) -> subprocess.CompletedProcess:
@@ -503,7 +587,7 @@ class Server:
 
 def metrics_text(server: "Server", timeout: float = 3.0) -> str:
     """GET /metrics of a running server."""
-    with urllib.request.urlopen(f"{server.http_url}/metrics", timeout=timeout) as response:
+    with urllib.request.urlopen(f"{server.http_url}/metrics", timeout=timing_bound(timeout)) as response:
         return response.read().decode()
 
 
@@ -558,7 +642,7 @@ def rss_kib(pid: int) -> int:
 
 def healthz_status(port: int) -> int | None:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=timing_bound(1)) as response:
             return response.status
     except urllib.error.HTTPError as error:
         return error.code
@@ -593,6 +677,7 @@ def start_server(database_url: str, workdir: Path, *, redis_url: str = "",
     (polled every 20 ms, at most `timeout` s). Its stdout and stderr go to a log file in `workdir`,
     which is also its working directory (no stray .env)."""
     binary = require_binary()
+    timeout = timing_bound(timeout)
     workdir.mkdir(parents=True, exist_ok=True)
     for attempt in range(3):
         port = free_port()
@@ -654,13 +739,20 @@ class ServerPool:
         return [self(db, env=env, redis=redis, name=f"{prefix}-{chr(ord('a') + i)}") for i in range(count)]
 
     def stop_all(self) -> list[str]:
-        """Stops every server; returns complaints about servers that had died on their own."""
+        """Stops every server; returns complaints about servers that had died on their own, and
+        about sanitizer reports in any server's log (even one that exited 0)."""
         problems = []
         for server in self.servers:
             if not server.alive() and not server.exit_expected:
                 problems.append(f"bidding-server ({server.name}, port {server.port}) exited on its own with "
                                 f"code {server.proc.returncode} during the test; log tail:\n{server.log_tail()}")
             server.stop()
+            findings = sanitizer_findings(server.log_text())
+            if findings:
+                saved = server.save_artifact("sanitizer")
+                problems.append(f"bidding-server ({server.name}, port {server.port}, exit code {server.proc.returncode}): "
+                                f"a sanitizer reported a problem in its log ({saved}):\n" + "\n".join(findings[:20])
+                                + f"\nlog tail:\n{server.log_tail(150)}")
         self.servers.clear()
         return problems
 
@@ -668,20 +760,25 @@ class ServerPool:
 # --------------------------------------------------------------------------- WebSocket helpers
 
 def run_async(coro, timeout: float = 60):
-    """Runs a coroutine to completion with an overall deadline."""
-    return asyncio.run(asyncio.wait_for(coro, timeout))
+    """Runs a coroutine to completion with an overall deadline (timing_bound)."""
+    return asyncio.run(asyncio.wait_for(coro, timing_bound(timeout)))
 
 
 def ws_connect(url: str, **kwargs: Any):
     """A websockets client with no keep-alive pings of its own (it still answers the server's).
-    Use as `async with ws_connect(url) as ws:` or `ws = await ws_connect(url)`."""
+    Use as `async with ws_connect(url) as ws:` or `ws = await ws_connect(url)`. Its open and close
+    timeouts are timing_bound()s."""
     options = dict(open_timeout=10, close_timeout=2, ping_interval=None, max_size=2 ** 22, max_queue=None)
     options.update(kwargs)
+    for key in ("open_timeout", "close_timeout"):
+        if options[key] is not None:
+            options[key] = timing_bound(options[key])
     return websockets.connect(url, **options)
 
 
 async def recv_json(ws, timeout: float = 5.0, skip_pings: bool = True, what: str = "a message") -> dict:
-    """The next JSON message (heartbeat pings skipped by default)."""
+    """The next JSON message (heartbeat pings skipped by default), within timing_bound(timeout)."""
+    timeout = timing_bound(timeout)
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         remaining = deadline - asyncio.get_running_loop().time()
@@ -702,6 +799,7 @@ async def recv_json(ws, timeout: float = 5.0, skip_pings: bool = True, what: str
 async def recv_until_closed(ws, timeout: float = 5.0) -> tuple[list[dict], int | None, str | None]:
     """Reads until the server closes: (messages other than pings, close code, close reason)."""
     messages: list[dict] = []
+    timeout = timing_bound(timeout)
 
     async def drain():
         try:
@@ -767,8 +865,9 @@ def history(db: Database, bid_id: int) -> list[tuple[int, str, str]]:
 
 async def eventually(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
     """Async polling with a deadline (for things that are not messages, e.g. Redis subscriptions):
-    AssertionError naming `what` if `predicate` is still falsy after `timeout` s."""
+    AssertionError naming `what` if `predicate` is still falsy after `timeout` s (timing_bound)."""
     loop = asyncio.get_running_loop()
+    timeout = timing_bound(timeout)
     deadline = loop.time() + timeout
     while True:
         result = await asyncio.to_thread(predicate)
@@ -857,8 +956,10 @@ class WsClient:
                 f"reader error {self.reader_error!r}, last messages {self.messages[-4:]}")
 
     async def wait_for(self, predicate: Callable[[dict], bool], timeout: float, what: str) -> dict:
-        """The first message (since initial_state) matching `predicate`, waiting for it if needed."""
+        """The first message (since initial_state) matching `predicate`, waiting for it if needed
+        (at most timing_bound(timeout) s)."""
         loop = asyncio.get_running_loop()
+        timeout = timing_bound(timeout)
         deadline = loop.time() + timeout
         scanned = 0
         while True:
@@ -875,8 +976,9 @@ class WsClient:
 
     async def wait_until(self, condition: Callable[[], bool], timeout: float, what: str,
                          allow_closed: bool = False) -> None:
-        """Waits until `condition()` holds, re-checking on each message."""
+        """Waits until `condition()` holds, re-checking on each message (timing_bound(timeout) s)."""
         loop = asyncio.get_running_loop()
+        timeout = timing_bound(timeout)
         deadline = loop.time() + timeout
         while not condition():
             if self.closed.is_set() and not allow_closed:
@@ -887,6 +989,7 @@ class WsClient:
             await self._tick(min(remaining, 0.5) if self.closed.is_set() else remaining)
 
     async def wait_closed(self, timeout: float, what: str = "the server's close") -> None:
+        timeout = timing_bound(timeout)
         try:
             await asyncio.wait_for(self.closed.wait(), timeout)
         except asyncio.TimeoutError:
@@ -1151,7 +1254,7 @@ def http_request(server: Server, method: str, path: str, body: Any = None, *, to
     if host is not None:
         send_headers["Host"] = host
     send_headers.update(headers or {})
-    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=timeout)
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=timing_bound(timeout))
     try:
         if payload is None and method in ("POST", "PUT", "PATCH"):
             send_headers.setdefault("Content-Length", "0")

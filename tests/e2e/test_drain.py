@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import subprocess
 import time
 
@@ -167,3 +168,27 @@ def test_sigint_drains_too(seeded_db, start_server, redis):
         check_shutdown_sequence(client)
     assert code == 0, f"after SIGINT the pod must exit 0 within {DRAIN_TIMEOUT + 1} s: code {code} after {exited_after:.2f} s"
     assert [row[1:] for row in harness.history(seeded_db, lot["id"])] == [("before", "150.00")]
+
+
+def test_sigterm_while_sessions_wait_for_the_database_does_not_wait_for_drain_timeout(seeded_db, start_server):
+    """Clients that vanish right after the upgrade, while their sessions wait for their snapshot
+    from Postgres, and a SIGTERM at that moment: the pod still exits at once, not after
+    DRAIN_TIMEOUT. (The sessions' io_context used to return from run() as soon as no socket
+    operation was pending, and never ran the snapshots' completions: those sessions stayed in the
+    registry, and the drain waited for them until DRAIN_TIMEOUT.)"""
+    drain_timeout = 20
+    pod = start_server(seeded_db, env={"DRAIN_TIMEOUT": str(drain_timeout)})
+    request = (f"GET /ws/bid/1 HTTP/1.1\r\nHost: 127.0.0.1:{pod.port}\r\nUpgrade: websocket\r\n"
+               "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").encode()
+    for _ in range(10):
+        with socket.create_connection(("127.0.0.1", pod.port), timeout=harness.timing_bound(5)) as sock:
+            sock.sendall(request)
+            assert sock.recv(12) == b"HTTP/1.1 101", "the upgrade must succeed"
+        # closed at once: the session is still loading its snapshot
+    signalled = time.monotonic()
+    pod.send_signal(signal.SIGTERM)
+    code, exited_after = wait_exit(pod, signalled, harness.timing_bound(5))
+    assert code == 0, (f"after SIGTERM with no client left the pod must exit 0 at once, not after DRAIN_TIMEOUT "
+                       f"({drain_timeout} s): exit code {code} after {exited_after:.2f} s (None: still running); "
+                       f"log:\n{pod.log_tail(30)}")
