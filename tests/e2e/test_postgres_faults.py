@@ -251,7 +251,12 @@ def test_after_a_postgres_restart_an_idle_pod_serves_at_once(dedicated_postgres,
         # Every pool connection in use once (four clients connecting at once), then idle.
         clients = [WsClient(f"warm-{i}", pod.ws_url(lot["id"])) for i in range(8)]
         await open_clients(clients)
-        await asyncio.gather(*(bids_while(c, ticker, 1, c.name) for c in clients[:4]))
+        warm = await asyncio.gather(*(bids_while(c, ticker, 1, c.name) for c in clients[:4]))
+        # Idle means idle: every client holds every accepted bid (the pod may read the history to
+        # deliver them; under a sanitizer that read could otherwise still run during the outage).
+        last = max((r.reply["seq"] for records in warm for r in records if r.accepted), default=0)
+        await asyncio.gather(*(c.wait_until(lambda c=c: c.last_seq >= last, 10, "every bid before the outage")
+                               for c in clients))
         await close_clients(clients)
         await asyncio.to_thread(pg.halt, "fast")
         await asyncio.to_thread(pg.resume)
