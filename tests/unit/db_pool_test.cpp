@@ -20,18 +20,7 @@ using testing::fake_store;
 
 class one_thread_pool : public ::testing::Test {
 protected:
-    // Occupies the pool's only thread until `release` is fulfilled, so that what is posted
-    // meanwhile waits in the queues.
-    void hold_the_thread() {
-        std::promise<void> started;
-        auto running = started.get_future();
-        ASSERT_TRUE(pool.post(db_pool::job{[&started, gate = release.get_future().share()](auction_store&) {
-                                               started.set_value();
-                                               gate.wait();
-                                           },
-                                           {}, db_pool::clock::now() + 10s}));
-        running.wait();
-    }
+    void hold_the_thread() { ASSERT_TRUE(testing::hold_pool_thread(pool, release.get_future().share())); }
 
     void post(db_pool::priority kind, std::string name) {
         ASSERT_TRUE(pool.post(db_pool::job{[this, name](auction_store&) {
@@ -82,14 +71,7 @@ TEST_F(one_thread_pool, AReadStartsAfterEveryEighthBidJob) {
 TEST_F(one_thread_pool, EachPriorityHasItsOwnQueueLimit) {
     db_pool small{fake_store::factory(db), db_pool::settings{1, 2, 50ms}};
     std::promise<void> gate;
-    std::promise<void> started;
-    auto running = started.get_future();
-    ASSERT_TRUE(small.post(db_pool::job{[&started, g = gate.get_future().share()](auction_store&) {
-                                            started.set_value();
-                                            g.wait();
-                                        },
-                                        {}, db_pool::clock::now() + 10s}));
-    running.wait();
+    ASSERT_TRUE(testing::hold_pool_thread(small, gate.get_future().share()));
     const auto job_of = [](db_pool::priority kind) {
         return db_pool::job{[](auction_store&) {}, {}, db_pool::clock::now() + 10s, {}, kind};
     };

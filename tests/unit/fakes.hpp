@@ -2,6 +2,7 @@
 // In-memory stand-ins for the I/O boundaries, for the services' unit tests: a database that can
 // freeze, vanish or lose the outcome of a COMMIT, and a feed subscriber that records what it got.
 #include <bidding/auction_store.hpp>
+#include <bidding/db_pool.hpp>
 #include <bidding/feed_subscriber.hpp>
 
 #include <nlohmann/json.hpp>
@@ -9,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -310,6 +312,22 @@ private:
 inline std::string json_type_or_code(const std::string& text) {
     const auto j = nlohmann::json::parse(text);
     return j.value("code", j.value("type", std::string()));
+}
+
+// Occupies one of `pool`'s threads until `gate` is ready, so that what is posted meanwhile waits in
+// its queues; returns once that thread has started the job (false if the pool refused it).
+inline bool hold_pool_thread(db_pool& pool, std::shared_future<void> gate) {
+    std::promise<void> started;
+    auto running = started.get_future();
+    const bool posted = pool.post(db_pool::job{[&started, gate](auction_store&) {
+                                                   started.set_value();
+                                                   gate.wait();
+                                               },
+                                               {}, db_pool::clock::now() + std::chrono::seconds(10)});
+    if (posted) {
+        running.wait();
+    }
+    return posted;
 }
 
 }  // namespace bidding::testing

@@ -32,17 +32,7 @@ protected:
         std::unique_lock lock(mutex);
         return done.wait_for(lock, 5s, [&] { return results.size() >= n; });
     }
-    // Occupies the pool's only thread until `release` is fulfilled.
-    void hold_the_thread() {
-        std::promise<void> started;
-        auto running = started.get_future();
-        ASSERT_TRUE(pool.post(db_pool::job{[&started, gate = release.get_future().share()](auction_store&) {
-                                               started.set_value();
-                                               gate.wait();
-                                           },
-                                           {}, db_pool::clock::now() + 10s}));
-        running.wait();
-    }
+    void hold_the_thread() { ASSERT_TRUE(testing::hold_pool_thread(pool, release.get_future().share())); }
 
     std::shared_ptr<fake_database> db = std::make_shared<fake_database>();
     auction lot = db->add_auction("lamp", cents{10'000});
@@ -89,14 +79,7 @@ TEST_F(snapshot_reads, EveryClientOfARefusedReadIsAnsweredUnavailable) {
     db_pool tiny{fake_store::factory(db), db_pool::settings{1, 1, 50ms}};
     history_reader small{tiny, registry, timers, 2000ms};
     std::promise<void> gate;
-    std::promise<void> started;
-    auto running = started.get_future();
-    ASSERT_TRUE(tiny.post(db_pool::job{[&started, g = gate.get_future().share()](auction_store&) {
-                                           started.set_value();
-                                           g.wait();
-                                       },
-                                       {}, db_pool::clock::now() + 10s}));
-    running.wait();
+    ASSERT_TRUE(testing::hold_pool_thread(tiny, gate.get_future().share()));
     ASSERT_TRUE(tiny.post(db_pool::job{[](auction_store&) {}, {}, db_pool::clock::now() + 10s}));  // the queue is full
     std::atomic<int> unavailable{0};
     for (int i = 0; i < 2; ++i) {
