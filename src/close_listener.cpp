@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 
 namespace bidding {
 
@@ -84,8 +85,13 @@ void close_listener::run() {
 
 void close_listener::listen_once() {
     pqxx::connection conn(conninfo_);
+    // LISTEN is a query too (issued by the receiver's constructor): a Postgres frozen right after
+    // accepting the connection must not hold this thread, and the pod's readiness, past the deadline.
+    std::optional<watchdog_guard> listening(std::in_place, watchdog_, conn.sock(),
+                                            std::chrono::steady_clock::now() + query_timeout_, nullptr);
     closed_receiver receiver(conn, registry_);
-    conn.get_notifs();  // issues LISTEN
+    conn.get_notifs();
+    listening.reset();
     connected_ = true;
     // A close committed while we were not listening: find it by reading the status back.
     const auto ids = registry_.auctions();

@@ -33,12 +33,20 @@ def readyz(server: harness.Server) -> tuple[int, dict]:
         return error.code, json.loads(error.read())
 
 
-async def wait_redis_state(pods: list[harness.Server], state: str, timeout: float, what: str) -> float:
-    """Seconds until every pod's /readyz says "redis": state (each staying 200)."""
+async def wait_redis_state(pods: list[harness.Server], state: str, timeout: float, what: str,
+                           starting: bool = False) -> float:
+    """Seconds until every pod's /readyz says "redis": state (each staying 200). `starting`: the
+    pods were just started, so a 503 is allowed until they are first ready (a pod's LISTEN
+    connection to Postgres may come up after /healthz does)."""
     started = time.monotonic()
     for pod in pods:
         while True:
             status, body = await asyncio.to_thread(readyz, pod)
+            if starting and status == 503:
+                assert time.monotonic() - started < harness.timing_bound(timeout), \
+                    f"{what}: {pod.name} still not ready after {timeout} s: {body}"
+                await asyncio.sleep(0.05)
+                continue
             assert status == 200, f"{pod.name}: a Redis outage must not make the pod unready: {status} {body}"
             if body.get("redis") == state:
                 break
@@ -66,7 +74,7 @@ def test_a_frozen_redis_is_noticed_and_what_was_missed_arrives_without_a_later_b
         a = [WsClient(f"a{i}", pod_a.ws_url(lot["id"])) for i in range(2)]
         b = [WsClient(f"b{i}", pod_b.ws_url(lot["id"])) for i in range(2)]
         await open_clients(a + b)
-        await wait_redis_state([pod_a, pod_b], "ok", 10, "both pods connected to Redis")
+        await wait_redis_state([pod_a, pod_b], "ok", 10, "both pods connected to Redis", starting=True)
         ack = await a[0].bid_accepted("warm", ticker.next(), "warm")
         await all_have(b, ack["seq"], 5, "the warm-up bid across pods")
         with faults.frozen(redis):
@@ -108,7 +116,7 @@ def test_a_network_that_drops_redis_messages(dedicated_redis, seeded_db, start_s
             a = WsClient("a", pod_a.ws_url(lot["id"]))
             b = WsClient("b", pod_b.ws_url(lot["id"]))
             await open_clients([a, b])
-            await wait_redis_state([pod_a, pod_b], "ok", 10, "both pods connected")
+            await wait_redis_state([pod_a, pod_b], "ok", 10, "both pods connected", starting=True)
             ack = await a.bid_accepted("warm", ticker.next(), "warm")
             await b.wait_until(lambda: b.last_seq >= ack["seq"], 5, "warm-up across pods")
             proxy.blackhole()
