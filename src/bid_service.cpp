@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 namespace bidding {
 
 namespace {
@@ -91,30 +93,147 @@ bid_service::batch bid_service::take_batch(lane& l, std::vector<pending>& late) 
 }
 
 void bid_service::dispatch(auction_id id, batch b) {
-    auto shared = std::make_shared<batch>(std::move(b));
     // The queue is FIFO, so the first bid is the oldest: its arrival bounds the transaction, a
     // tenth of DB_TIMEOUT early so that the reply itself is out within it.
-    const auto deadline = shared->front().received + limits_.db_timeout - limits_.db_timeout / 10;
+    const auto deadline = b.front().received + limits_.db_timeout - limits_.db_timeout / 10;
+    bool start = false;
+    {
+        std::lock_guard lock(mutex_);
+        ready_.push_back(ready_batch{id, std::move(b), deadline});
+        if (rounds_ < limits_.rounds) {
+            ++rounds_;
+            start = true;
+        }
+    }
+    if (start) {
+        post_round();
+    }
+}
+
+void bid_service::post_round() {
+    auto r = std::make_shared<round>();
     const bool queued = db_.post(db_pool::job{
-        [this, id, shared](auction_store& store) { decide(store, id, *shared); },
-        [this, id, shared](db_pool::refusal why) {
-            const auto code = why == db_pool::refusal::unavailable || !db_.healthy() ? error_code::unavailable
-                                                                                      : error_code::overloaded;
-            for (auto& p : *shared) {
-                refuse(p, code);
-            }
-            finished(id, shared->size());
+        [this, r](auction_store& store) {
+            take_round(*r);
+            run_round(store, *r);
         },
-        deadline,
-        // The lane's next batch, once the pool knows whether Postgres answered.
-        [this, id, shared] { finished(id, shared->size()); },
+        [this, r](db_pool::refusal why) {
+            take_round(*r);
+            refuse_round(*r, why == db_pool::refusal::unavailable || !db_.healthy() ? error_code::unavailable
+                                                                                     : error_code::overloaded);
+            end_round(*r);
+        },
+        // Each batch's own deadline is checked when the round takes it.
+        clock::time_point::max(),
+        // The lanes' next batches, once the pool knows whether Postgres answered.
+        [this, r] { end_round(*r); },
         db_pool::priority::bid});
     if (!queued) {
         // The database queue is full (or the pool is stopping): nothing was sent to Postgres.
-        for (auto& p : *shared) {
-            refuse(p, db_.healthy() ? error_code::overloaded : error_code::unavailable);
+        take_round(*r);
+        refuse_round(*r, db_.healthy() ? error_code::overloaded : error_code::unavailable);
+        end_round(*r);
+    }
+}
+
+void bid_service::take_round(round& r) {
+    round late;
+    {
+        std::lock_guard lock(mutex_);
+        const auto now = clock::now();
+        std::size_t bids = 0;
+        while (!ready_.empty() && r.size() < limits_.round_auctions && bids < limits_.max_batch * 8) {
+            auto& next = ready_.front();
+            if (now >= next.deadline) {
+                late.push_back(std::move(next));  // waited too long for its turn
+            } else {
+                bids += next.bids.size();
+                r.push_back(std::move(next));
+            }
+            ready_.pop_front();
         }
-        finished(id, shared->size());
+    }
+    if (!late.empty()) {
+        refuse_round(late, db_.healthy() ? error_code::overloaded : error_code::unavailable);
+        for (auto& b : late) {
+            finished(b.id, b.bids.size());
+        }
+    }
+}
+
+void bid_service::refuse_round(round& r, error_code code) {
+    for (auto& b : r) {
+        for (auto& p : b.bids) {
+            refuse(p, code);
+        }
+    }
+}
+
+void bid_service::end_round(round& r) {
+    for (auto& b : r) {
+        finished(b.id, b.bids.size());
+    }
+    bool again = false;
+    {
+        std::lock_guard lock(mutex_);
+        --rounds_;
+        if (!ready_.empty() && rounds_ < limits_.rounds) {
+            ++rounds_;
+            again = true;
+        }
+    }
+    if (again) {
+        post_round();
+    }
+}
+
+void bid_service::run_round(auction_store& store, round& r) {
+    if (r.empty()) {
+        return;  // an earlier round took what was waiting
+    }
+    auto deadline = clock::time_point::max();
+    auto resolve_until = clock::time_point::max();
+    std::vector<std::vector<bid_request>> requests(r.size());
+    std::vector<auction_bids> groups;
+    groups.reserve(r.size());
+    for (std::size_t i = 0; i < r.size(); ++i) {
+        deadline = std::min(deadline, r[i].deadline);
+        // Keeps a little of the reply deadline for the reply itself.
+        resolve_until =
+            std::min(resolve_until, r[i].bids.front().received + limits_.reply_timeout - limits_.reply_timeout / 20);
+        requests[i].reserve(r[i].bids.size());
+        for (const auto& p : r[i].bids) {
+            requests[i].push_back(p.request);
+        }
+        groups.push_back(auction_bids{r[i].id, requests[i]});
+    }
+    store.set_deadline(deadline);
+    std::vector<placement> results;
+    try {
+        results = store.place_bids_many(groups, resolve_until);
+    } catch (const store_unavailable& e) {
+        placement failed;
+        failed.outcome = placement::result::unavailable;
+        failed.failure = e.what();
+        results.assign(r.size(), failed);
+    }
+    std::size_t unavailable = 0;
+    std::size_t not_stored = 0;
+    std::string why;
+    for (std::size_t i = 0; i < r.size(); ++i) {
+        if (results[i].outcome == placement::result::unavailable) {
+            ++unavailable;
+            not_stored += r[i].bids.size();
+            why = results[i].failure;
+        }
+    }
+    if (unavailable != 0) {
+        // Known not to be stored: the transaction failed before COMMIT, or the server said it
+        // did not commit. One line for the round.
+        spdlog::warn("{} bid(s) on {} auction(s) not stored: {}", not_stored, unavailable, why);
+    }
+    for (std::size_t i = 0; i < r.size(); ++i) {
+        answer(r[i].id, r[i].bids, std::move(results[i]));
     }
 }
 
@@ -141,27 +260,13 @@ void bid_service::finished(auction_id id, std::size_t done) {
     }
 }
 
-void bid_service::decide(auction_store& store, auction_id id, batch& b) {
-    std::vector<bid_request> requests;
-    requests.reserve(b.size());
-    for (const auto& p : b) {
-        requests.push_back(p.request);
-    }
-    // Keeps a little of the reply deadline for the reply itself.
-    const auto resolve_until = b.front().received + limits_.reply_timeout - limits_.reply_timeout / 20;
-    placement result;
-    try {
-        result = store.place_bids(id, requests, resolve_until);
-    } catch (const store_unavailable& e) {
-        // Known not to be stored: the transaction failed before COMMIT, or the server said it
-        // did not commit.
-        spdlog::warn("{} bid(s) on auction {} not stored: {}", b.size(), id, e.what());
+void bid_service::answer(auction_id id, batch& b, placement result) {
+    if (result.outcome == placement::result::unavailable) {
         for (auto& p : b) {
             refuse(p, error_code::unavailable);
         }
         return;
     }
-
     const auto decided = clock::now();
     const bool in_doubt = result.outcome == placement::result::in_doubt;
     if (result.outcome != placement::result::not_found) {

@@ -11,6 +11,7 @@
 #include <limits>
 #include <chrono>
 #include <thread>
+#include <unordered_map>
 
 #include <poll.h>
 
@@ -258,64 +259,171 @@ std::vector<history_entry> postgres_store::history_after(auction_id id, seq_t af
 
 placement postgres_store::place_bids(auction_id id, std::span<const bid_request> bids,
                                      clock::time_point resolve_until) {
-    placement result;
+    const auction_bids group{id, bids};
+    return std::move(decide_groups(std::span<const auction_bids>(&group, 1), resolve_until).front());
+}
+
+std::vector<placement> postgres_store::place_bids_many(std::span<const auction_bids> groups,
+                                                       clock::time_point resolve_until) {
+    try {
+        return decide_groups(groups, resolve_until);
+    } catch (const store_unavailable& e) {
+        // One transaction: nothing of any group was stored.
+        placement failed;
+        failed.outcome = placement::result::unavailable;
+        failed.failure = e.what();
+        return std::vector<placement>(groups.size(), failed);
+    }
+}
+
+namespace {
+
+// "{1,2,3}": an array parameter of ids (digits only, nothing to escape).
+std::string id_array(std::span<const auction_bids> groups) {
+    std::vector<auction_id> ids;
+    ids.reserve(groups.size());
+    for (const auto& g : groups) {
+        ids.push_back(g.id);
+    }
+    // Ascending: every process takes the row locks in the same order, so batches never deadlock.
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    std::string text = "{";
+    for (const auto id : ids) {
+        text += (text.size() > 1 ? "," : "") + std::to_string(id.value());
+    }
+    return text + "}";
+}
+
+}  // namespace
+
+std::vector<placement> postgres_store::decide_groups(std::span<const auction_bids> groups,
+                                                     clock::time_point resolve_until) {
+    std::vector<placement> results;
+    std::int64_t txid = 0;
+    bool wrote = false;
     const auto failures_before = failures_;
     try {
         with_connection(retry::none, [&](pqxx::connection_base& c) {
-            result = placement{};
+            results.assign(groups.size(), placement{});
+            txid = 0;
+            wrote = false;
             pqxx::work tx(c);
             write_started_ = true;
-            // The row lock serializes every decision on this auction, across all processes. The
-            // transaction's id tells later what became of it if its COMMIT is cut.
-            const auto head = tx.exec_params(
-                "SELECT status, (initial_price * 100)::bigint, txid_current() FROM bids_bid WHERE id = $1 FOR UPDATE",
-                id);
-            if (head.empty()) {
-                result.outcome = placement::result::not_found;
-                return 0;
+            const auto ids = id_array(groups);
+            // The row locks serialize every decision on these auctions, across all processes
+            // (ORDER BY is applied before the locks are taken). The transaction's id tells later
+            // what became of it if its COMMIT is cut.
+            struct state {
+                auction_status status;
+                cents current;
+                seq_t last;
+            };
+            std::unordered_map<auction_id, state> states;
+            for (const auto& r : tx.exec_params("SELECT id, status, (initial_price * 100)::bigint, txid_current() "
+                                                "FROM bids_bid WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE",
+                                                ids)) {
+                states.emplace(r[0].as<auction_id>(),
+                               state{parse_status(r[1].as<std::string>()), r[2].as<cents>(), seq_t{0}});
+                txid = r[3].as<std::int64_t>();
             }
-            const auto status = parse_status(head[0][0].as<std::string>());
-            cents current = head[0][1].as<cents>();
-            result.txid = head[0][2].as<std::int64_t>();
-            const auto last = tx.exec_params(
-                "SELECT (price * 100)::bigint, id FROM bids_bidhistory WHERE bid_id = $1 ORDER BY id DESC LIMIT 1", id);
-            seq_t prev{0};
-            if (!last.empty()) {
-                current = last[0][0].as<cents>();
-                prev = last[0][1].as<seq_t>();
+            // A statement of its own, after the locks: its snapshot sees every bid committed by
+            // whoever held them before (one statement with the lock would not).
+            for (const auto& r : tx.exec_params(
+                     "SELECT a.id, (h.price * 100)::bigint, h.id FROM unnest($1::bigint[]) AS a(id) "
+                     "CROSS JOIN LATERAL (SELECT price, id FROM bids_bidhistory WHERE bid_id = a.id "
+                     "ORDER BY id DESC LIMIT 1) h",
+                     ids)) {
+                auto& st = states.at(r[0].as<auction_id>());
+                st.current = r[1].as<cents>();
+                st.last = r[2].as<seq_t>();
             }
-            for (const auto& bid : bids) {
-                bid_outcome out;
-                out.verdict = judge_bid(status, current, bid.price);
-                out.current_price = current;
-                if (out.verdict == bid_verdict::accepted) {
-                    out.entry = history_from(tx.exec_params1(insert_history_sql, id, bid.name, format_cents(bid.price)));
-                    out.prev_seq = prev;
-                    prev = out.entry.seq;
-                    current = bid.price;
+            // The verdicts, each bid against the price the one before it left.
+            struct slot {
+                std::size_t group, bid;
+            };
+            std::vector<slot> accepted;
+            std::unordered_map<auction_id, seq_t> prev;
+            for (std::size_t g = 0; g < groups.size(); ++g) {
+                const auto it = states.find(groups[g].id);
+                if (it == states.end()) {
+                    results[g].outcome = placement::result::not_found;
+                    continue;
                 }
-                result.bids.push_back(std::move(out));
+                prev.emplace(groups[g].id, it->second.last);
+                for (std::size_t b = 0; b < groups[g].bids.size(); ++b) {
+                    const auto& bid = groups[g].bids[b];
+                    bid_outcome out;
+                    out.verdict = judge_bid(it->second.status, it->second.current, bid.price);
+                    out.current_price = it->second.current;
+                    if (out.verdict == bid_verdict::accepted) {
+                        it->second.current = bid.price;
+                        accepted.push_back({g, b});
+                    }
+                    results[g].bids.push_back(std::move(out));
+                }
+            }
+            if (!accepted.empty()) {
+                // Every accepted bid of every auction in one INSERT.
+                std::string sql = "INSERT INTO bids_bidhistory (bid_id, bidder_name, price, added_at, name) VALUES ";
+                std::vector<std::string> params;
+                params.reserve(3 * accepted.size());
+                for (const auto& a : accepted) {
+                    const auto& bid = groups[a.group].bids[a.bid];
+                    const auto n = params.size();
+                    sql += (n == 0 ? "" : ", ") + ("($" + std::to_string(n + 1) + "::bigint, $" + std::to_string(n + 2) +
+                                                  ", $" + std::to_string(n + 3) + "::numeric, now(), '')");
+                    params.push_back(std::to_string(groups[a.group].id.value()));
+                    params.push_back(bid.name);
+                    params.push_back(format_cents(bid.price));
+                }
+                sql += " RETURNING " BIDDING_HISTORY_COLUMNS("") ", bid_id";
+                const auto rows = tx.exec_params(sql, pqxx::prepare::make_dynamic_params(params));
+                // The ids are drawn in VALUES order; each row is checked to be the bid it is
+                // paired with, so that a bid is never told another's seq.
+                std::vector<pqxx::row> sorted(rows.begin(), rows.end());
+                std::sort(sorted.begin(), sorted.end(),
+                          [](const pqxx::row& x, const pqxx::row& y) { return x[0].as<seq_t>() < y[0].as<seq_t>(); });
+                if (sorted.size() != accepted.size()) {
+                    throw std::runtime_error("the INSERT returned " + std::to_string(sorted.size()) + " rows for " +
+                                             std::to_string(accepted.size()) + " bids");
+                }
+                for (std::size_t k = 0; k < accepted.size(); ++k) {
+                    const auto& a = accepted[k];
+                    const auto& bid = groups[a.group].bids[a.bid];
+                    auto entry = history_from(sorted[k]);
+                    if (sorted[k][4].as<auction_id>() != groups[a.group].id || entry.bidder != bid.name ||
+                        entry.price != bid.price) {
+                        throw std::runtime_error("the INSERT's rows came back in an unexpected order");
+                    }
+                    auto& out = results[a.group].bids[a.bid];
+                    auto& p = prev.at(groups[a.group].id);
+                    out.prev_seq = p;
+                    p = entry.seq;
+                    out.entry = std::move(entry);
+                }
+                wrote = true;
             }
             tx.commit();
             return 0;
         });
-        return result;
+        return results;
     } catch (const pqxx::in_doubt_error& e) {
         // The connection broke during COMMIT: ask the server, never guess.
-        spdlog::warn("commit outcome unknown for auction {} (transaction {}): {}", id, result.txid, one_line(e.what()));
+        spdlog::warn("commit outcome unknown for {} auction(s) (transaction {}): {}", groups.size(), txid,
+                     one_line(e.what()));
     }
-    if (std::none_of(result.bids.begin(), result.bids.end(),
-                     [](const bid_outcome& o) { return o.verdict == bid_verdict::accepted; })) {
-        return result;  // nothing was written: the verdicts stand whatever became of the transaction
+    if (!wrote) {
+        return results;  // nothing was written: the verdicts stand whatever became of the transaction
     }
     const auto saved_deadline = deadline_;
     deadline_ = resolve_until;
     for (;;) {
         commit_status status = commit_status::unknown;
         try {
-            status = transaction_status(result.txid);
+            status = transaction_status(txid);
         } catch (const store_unavailable& e) {
-            spdlog::debug("cannot ask about transaction {} yet: {}", result.txid, e.what());
+            spdlog::debug("cannot ask about transaction {} yet: {}", txid, e.what());
         }
         if (status == commit_status::committed || status == commit_status::aborted) {
             // The server answered: the database is up, whatever the broken connection suggested.
@@ -323,7 +431,7 @@ placement postgres_store::place_bids(auction_id id, std::span<const bid_request>
             failures_ = failures_before;
         }
         if (status == commit_status::committed) {
-            return result;
+            return results;
         }
         if (status == commit_status::aborted) {
             throw store_unavailable(store_failure::query_failed,
@@ -335,8 +443,16 @@ placement postgres_store::place_bids(auction_id id, std::span<const bid_request>
         std::this_thread::sleep_for(std::chrono::milliseconds(status == commit_status::in_progress ? 10 : 50));
     }
     deadline_ = saved_deadline;
-    result.outcome = placement::result::in_doubt;
-    return result;
+    for (auto& r : results) {
+        const bool has_accepted = std::any_of(r.bids.begin(), r.bids.end(),
+                                              [](const bid_outcome& o) { return o.verdict == bid_verdict::accepted; });
+        if (has_accepted) {
+            // Only an auction with a bid written is in doubt: the others' verdicts stand.
+            r.outcome = placement::result::in_doubt;
+            r.txid = txid;
+        }
+    }
+    return results;
 }
 
 commit_status postgres_store::transaction_status(std::int64_t txid) {

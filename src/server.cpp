@@ -195,7 +195,8 @@ int run_server(const config& cfg) {
     }
     bids = std::make_unique<bid_service>(db, registry, stats,
                                          bid_service::limits{cfg.max_pending_bids_per_auction, cfg.max_pending_bids,
-                                                             128, cfg.db_timeout, cfg.bid_timeout},
+                                                             128, cfg.db_timeout, cfg.bid_timeout,
+                                                             cfg.db_pool_size, 64},
                                          std::move(publish), &resolver);
     close_listener closes(cfg.database_conninfo, registry, &db.watchdog(), cfg.db_timeout);
 

@@ -57,10 +57,19 @@ struct bid_outcome {
 // What place_bids learned. A transaction whose COMMIT was cut is "in doubt" until the server
 // says what became of it; then it is decided or known not stored.
 struct placement {
-    enum class result { decided, not_found, in_doubt };
+    // unavailable: only from place_bids_many, where one auction's failure is reported beside the
+    // others' results (nothing of that auction was stored; `failure` says why).
+    enum class result { decided, not_found, in_doubt, unavailable };
     result outcome{result::decided};
     std::vector<bid_outcome> bids;  // verdicts in order (decided, in_doubt)
     std::int64_t txid{0};           // in_doubt: the transaction to ask about later
+    std::string failure;            // unavailable: why
+};
+
+// One auction's bids, in arrival order, for place_bids_many.
+struct auction_bids {
+    auction_id id;
+    std::span<const bid_request> bids;
 };
 
 enum class commit_status { committed, aborted, in_progress, unknown };
@@ -107,6 +116,12 @@ public:
     placement place_bids(auction_id id, std::span<const bid_request> bids) {
         return place_bids(id, bids, clock::time_point::min());
     }
+    // The bids of several auctions, each auction decided as by place_bids; one placement per
+    // group, in order. Postgres decides them all in one transaction (one COMMIT for all: what a
+    // busy pod with many auctions saves), so they are stored or not together. This default
+    // decides each group on its own with place_bids (the stores of the unit tests).
+    virtual std::vector<placement> place_bids_many(std::span<const auction_bids> groups,
+                                                   clock::time_point resolve_until);
 
     // What became of a transaction whose COMMIT was in doubt.
     virtual commit_status transaction_status(std::int64_t txid) = 0;

@@ -1,7 +1,10 @@
 #pragma once
 // The bid path between a session and Postgres. Bids of one auction form a lane: at most one
 // transaction per auction is in flight from this process, and the bids that queued up while it
-// ran are decided together, in arrival order, in the next one. After the commit, accepted bids
+// ran are decided together, in arrival order, in the next one. The lanes' batches wait for a
+// round: at most `rounds` database jobs decide bids at once, and each takes up to
+// `round_auctions` waiting batches into one transaction (one COMMIT for many auctions: a pod
+// with many busy auctions pays one round trip per statement, not per auction). After the commit, accepted bids
 // go to this pod's clients at once (not through Redis) and are published for the other pods;
 // only then is each sender answered, so a sender normally sees its new_bid before bid_accepted.
 //
@@ -47,6 +50,8 @@ public:
         std::size_t max_batch{128};     // bids decided in one transaction
         std::chrono::milliseconds db_timeout{2000};     // a bid's transaction ends this long after its arrival
         std::chrono::milliseconds reply_timeout{5000};  // a bid's reply comes within this, in doubt or not
+        std::size_t rounds{4};           // bid transactions in flight (the pool's threads)
+        std::size_t round_auctions{64};  // auctions decided in one transaction
     };
 
     bid_service(db_pool& db, session_registry& registry, metrics& stats, limits lim, publish_fn publish = {},
@@ -72,10 +77,25 @@ private:
         bool busy{false};
     };
     using batch = std::vector<pending>;
+    // A lane's batch waiting for a round; the lane stays busy until it is answered.
+    struct ready_batch {
+        auction_id id;
+        batch bids;
+        clock::time_point deadline;  // its transaction must end by then
+    };
+    using round = std::vector<ready_batch>;
 
-    // Runs `b` (taken from `id`'s lane, which is busy) on the pool.
+    // Queues `b` (taken from `id`'s lane, which is busy) for the next round.
     void dispatch(auction_id id, batch b);
-    void decide(auction_store& store, auction_id id, batch& b);
+    // A round on the pool: it takes its batches when it starts (so the more bids wait, the more
+    // it decides at once), then decides and answers them.
+    void post_round();
+    void take_round(round& r);
+    void run_round(auction_store& store, round& r);
+    void answer(auction_id id, batch& b, placement result);
+    void refuse_round(round& r, error_code code);
+    // The round's batches are answered: their lanes go on, and another round starts if any waits.
+    void end_round(round& r);
     // The batch has been answered: releases its share of the counts and starts the next one.
     void finished(auction_id id, std::size_t done);
     // The next bids of a busy lane that can still be decided in time; the others are answered
@@ -92,6 +112,8 @@ private:
     std::mutex mutex_;
     std::condition_variable idle_;
     std::unordered_map<auction_id, lane> lanes_;
+    std::deque<ready_batch> ready_;  // at most one per busy lane
+    std::size_t rounds_{0};          // round jobs posted and not ended
     std::size_t outstanding_{0};
 };
 

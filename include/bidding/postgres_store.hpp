@@ -53,6 +53,10 @@ public:
     // A COMMIT whose connection broke is resolved with txid_status on a fresh connection.
     using auction_store::place_bids;
     placement place_bids(auction_id id, std::span<const bid_request> bids, clock::time_point resolve_until) override;
+    // One transaction for every group: the rows locked in id order, one INSERT for all the
+    // accepted bids, one COMMIT.
+    std::vector<placement> place_bids_many(std::span<const auction_bids> groups,
+                                           clock::time_point resolve_until) override;
     // txid_status, asked on a connection of its own.
     commit_status transaction_status(std::int64_t txid) override;
     auction create_auction(const std::string& name, cents initial_price) override;
@@ -69,6 +73,8 @@ public:
 private:
     pqxx::connection_base& conn();
     void drop_connection() noexcept;
+    // place_bids_many's work; throws store_unavailable when nothing was stored.
+    std::vector<placement> decide_groups(std::span<const auction_bids> groups, clock::time_point resolve_until);
     enum class retry { reads, none };
     template <class F>
     auto with_connection(retry policy, F&& body);

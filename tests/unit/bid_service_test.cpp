@@ -196,6 +196,36 @@ TEST(BidService, QueuedBidsAreDecidedTogetherInOneTransaction) {
     EXPECT_EQ(p.db->place_calls(), 2);
 }
 
+// While a round is in the store, the batches of other auctions wait for the next one, which
+// takes them all (at most round_auctions) into one transaction.
+TEST(BidService, WaitingAuctionsShareTheNextRound) {
+    pod p(bid_service::limits{8, 64, 128, 300ms, 1000ms, 1, 3});
+    std::vector<auction> lots;
+    for (int i = 0; i < 5; ++i) {
+        lots.push_back(p.db->add_auction("lot " + std::to_string(i), cents{500}));
+    }
+    p.db->set_fault(fake_database::fault::freeze);
+    p.submit(p.lot.id, bid("ann", 10'100), 0);
+    ASSERT_TRUE(p.db->wait_blocked(1));
+    for (std::size_t i = 0; i < lots.size(); ++i) {
+        p.submit(lots[i].id, bid("bob", 600), i + 1);
+    }
+    // One round slot, and it is taken: nothing else reaches the store meanwhile.
+    EXPECT_EQ(p.db->round_calls(), 1);
+    p.db->set_fault(fake_database::fault::none);
+    ASSERT_TRUE(p.answers.wait(6));
+    for (const auto& code : p.answers.codes(6)) {
+        EXPECT_EQ(code, "bid_accepted");
+    }
+    for (const auto& lot : lots) {
+        EXPECT_EQ(p.db->history(lot.id).size(), 1u);
+    }
+    // The first round, then 5 waiting auctions in rounds of at most 3.
+    EXPECT_EQ(p.db->round_calls(), 3);
+    EXPECT_EQ(p.db->largest_round(), 3u);
+    EXPECT_TRUE(p.service->wait_idle(1s));
+}
+
 TEST(BidService, AFullLaneAnswersOverloadedAtOnceAndStoresNothingOfIt) {
     pod p(bid_service::limits{2, 64, 128, 300ms, 1000ms});
     p.db->set_fault(fake_database::fault::freeze);

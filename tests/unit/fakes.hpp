@@ -68,6 +68,9 @@ public:
     }
     // The largest number of bids decided in one place_bids call.
     std::size_t largest_batch() const { return largest_batch_.load(); }
+    // place_bids_many calls (rounds of the bid service), and the most auctions in one.
+    int round_calls() const { return round_calls_.load(); }
+    std::size_t largest_round() const { return largest_round_.load(); }
 
 private:
     friend class fake_store;
@@ -104,6 +107,8 @@ private:
     std::atomic<int> place_calls_{0};
     std::atomic<int> snapshot_calls_{0};
     std::atomic<std::size_t> largest_batch_{0};
+    std::atomic<int> round_calls_{0};
+    std::atomic<std::size_t> largest_round_{0};
 };
 
 class fake_store final : public auction_store {
@@ -148,6 +153,14 @@ public:
             }
         }
         return rows;
+    }
+
+    // Counted, then each group on its own (the default: the fake has no transactions).
+    std::vector<placement> place_bids_many(std::span<const auction_bids> groups,
+                                           clock::time_point resolve_until) override {
+        ++db_->round_calls_;
+        db_->largest_round_ = std::max(db_->largest_round_.load(), groups.size());
+        return auction_store::place_bids_many(groups, resolve_until);
     }
 
     using auction_store::place_bids;
