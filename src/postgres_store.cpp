@@ -310,7 +310,10 @@ std::vector<placement> postgres_store::decide_groups(std::span<const auction_bid
             wrote = false;
             pqxx::work tx(c);
             write_started_ = true;
-            const auto ids = id_array(groups);
+            // One auction (a hot one, or a quiet pod): the plain statements, which Postgres
+            // plans faster than the array forms.
+            const bool one = groups.size() == 1;
+            const auto ids = one ? std::to_string(groups.front().id.value()) : id_array(groups);
             // The row locks serialize every decision on these auctions, across all processes
             // (ORDER BY is applied before the locks are taken). The transaction's id tells later
             // what became of it if its COMMIT is cut.
@@ -320,8 +323,10 @@ std::vector<placement> postgres_store::decide_groups(std::span<const auction_bid
                 seq_t last;
             };
             std::unordered_map<auction_id, state> states;
-            for (const auto& r : tx.exec_params("SELECT id, status, (initial_price * 100)::bigint, txid_current() "
-                                                "FROM bids_bid WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE",
+            for (const auto& r : tx.exec_params(one ? "SELECT id, status, (initial_price * 100)::bigint, txid_current() "
+                                                      "FROM bids_bid WHERE id = $1::bigint FOR UPDATE"
+                                                    : "SELECT id, status, (initial_price * 100)::bigint, txid_current() "
+                                                      "FROM bids_bid WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE",
                                                 ids)) {
                 states.emplace(r[0].as<auction_id>(),
                                state{parse_status(r[1].as<std::string>()), r[2].as<cents>(), seq_t{0}});
@@ -330,9 +335,11 @@ std::vector<placement> postgres_store::decide_groups(std::span<const auction_bid
             // A statement of its own, after the locks: its snapshot sees every bid committed by
             // whoever held them before (one statement with the lock would not).
             for (const auto& r : tx.exec_params(
-                     "SELECT a.id, (h.price * 100)::bigint, h.id FROM unnest($1::bigint[]) AS a(id) "
-                     "CROSS JOIN LATERAL (SELECT price, id FROM bids_bidhistory WHERE bid_id = a.id "
-                     "ORDER BY id DESC LIMIT 1) h",
+                     one ? "SELECT bid_id, (price * 100)::bigint, id FROM bids_bidhistory WHERE bid_id = $1::bigint "
+                           "ORDER BY id DESC LIMIT 1"
+                         : "SELECT a.id, (h.price * 100)::bigint, h.id FROM unnest($1::bigint[]) AS a(id) "
+                           "CROSS JOIN LATERAL (SELECT price, id FROM bids_bidhistory WHERE bid_id = a.id "
+                           "ORDER BY id DESC LIMIT 1) h",
                      ids)) {
                 auto& st = states.at(r[0].as<auction_id>());
                 st.current = r[1].as<cents>();
