@@ -136,7 +136,7 @@ void http_session::on_read(beast::error_code ec, std::size_t) {
         reply(page->status, std::move(page->body), req.keep_alive(), page->content_type, page->headers);
         return;
     }
-    const auto extra = ctx_->observe();
+    const auto extra = ctx_->observe(false);
     service_status status;
     status.app_name = ctx_->cfg.app_name;
     status.app_version = ctx_->cfg.app_version;
@@ -146,7 +146,7 @@ void http_session::on_read(beast::error_code ec, std::size_t) {
     status.redis_configured = extra.redis_configured;
     status.redis_connected = extra.redis_connected;
     const auto r = route_http(req.method_string(), req.target(), status,
-                              [&] { return ctx_->stats.render(extra); });
+                              [&] { return ctx_->stats.render(ctx_->observe(true)); });
     reply(r.status, r.body, req.keep_alive(), r.content_type, r.headers);
 }
 

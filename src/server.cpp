@@ -109,16 +109,19 @@ session_registry::hooks registry_hooks(auction_bus* bus, history_reader& reader)
 }
 
 // What /readyz and /metrics report from outside the connection path.
-std::function<metrics_extra()> observer(session_registry& registry, close_listener& closes, auction_bus* bus,
-                                        db_pool& db, const server_context& ctx) {
-    return [&registry, &closes, bus, &db, &ctx] {
+std::function<metrics_extra(bool)> observer(session_registry& registry, close_listener& closes, auction_bus* bus,
+                                            db_pool& db, const server_context& ctx) {
+    return [&registry, &closes, bus, &db, &ctx](bool full) {
         metrics_extra extra;
-        extra.connections_per_auction = registry.room_sizes();
         extra.draining = ctx.draining;
         // Either view of Postgres failing means a new client would not be served now.
         extra.postgres_up = closes.connected() && db.healthy();
         extra.redis_configured = bus != nullptr;
         extra.redis_connected = bus != nullptr && bus->connected();
+        if (!full) {
+            return extra;
+        }
+        extra.connections_per_auction = registry.room_sizes();
         extra.redis_reconnects = bus != nullptr ? bus->reconnects() : 0;
         extra.bus_rejected = bus != nullptr ? bus->rejected() : 0;
         extra.db_queued = db.queued();

@@ -22,8 +22,10 @@ struct server_context {
     db_pool& db;                // the API's jobs
     history_reader& history;    // the sessions' snapshots and gap fills
     metrics& stats;
-    // The state /readyz and /metrics report that lives outside the connection path.
-    std::function<metrics_extra()> observe;
+    // The state /readyz and /metrics report that lives outside the connection path. `full`
+    // false: only the flags /healthz and /readyz need (atomics: no lock a flood holds is taken,
+    // so the probes stay fast under load); true: everything /metrics shows.
+    std::function<metrics_extra(bool full)> observe;
     // Tells the other pods that an auction was closed here (Redis); empty in single-pod mode.
     std::function<void(auction_id, const std::string&)> publish_close;
     // MAX_CONNECTIONS and MAX_CONNECTIONS_PER_IP: each websocket_session holds a lease.
