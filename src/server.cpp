@@ -18,7 +18,11 @@
 #include <spdlog/spdlog.h>
 
 #include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <thread>
 
@@ -27,6 +31,21 @@ namespace bidding {
 namespace net = boost::asio;
 
 namespace {
+
+// The sessions' threads yield to the accepting thread (new connections, /healthz, /readyz) when
+// the pod's CPU is saturated: in a flood the probes and the connects still answer at once. Only
+// the calling thread's nice value changes (Linux: per thread), within the pod's own cgroup, and
+// raising it needs no privilege.
+constexpr int session_thread_nice = 2;
+
+void yield_to_the_accepting_thread() {
+    const auto tid = static_cast<id_t>(::syscall(SYS_gettid));
+    errno = 0;
+    const int current = ::getpriority(PRIO_PROCESS, tid);
+    if (errno == 0) {
+        ::setpriority(PRIO_PROCESS, tid, std::min(19, current + session_thread_nice));
+    }
+}
 
 // Tens of thousands of sockets need more than the usual soft limit of 1024 descriptors.
 // Raises the open-files limit to its hard limit, as servers holding many sockets do; returns
@@ -259,8 +278,13 @@ int run_server(const config& cfg) {
     std::vector<std::thread> pool;
     pool.reserve(threads - 1);
     for (std::size_t i = 1; i < threads; ++i) {
-        pool.emplace_back([&ioc] { ioc.run(); });
+        pool.emplace_back([&ioc] {
+            yield_to_the_accepting_thread();
+            ioc.run();
+        });
     }
+    // The main thread runs sessions too; the drain has a thread of its own.
+    yield_to_the_accepting_thread();
     ioc.run();
 
     // Stopped in the reverse order.
