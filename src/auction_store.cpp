@@ -10,10 +10,7 @@ std::vector<placement> auction_store::place_bids_many(std::span<const auction_bi
         try {
             results.push_back(place_bids(g.id, g.bids, resolve_until));
         } catch (const store_unavailable& e) {
-            placement failed;
-            failed.outcome = placement::result::unavailable;
-            failed.failure = e.what();
-            results.push_back(std::move(failed));
+            results.push_back(placement::unavailable_because(e.what()));
         }
     }
     return results;

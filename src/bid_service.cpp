@@ -118,10 +118,8 @@ void bid_service::post_round() {
             run_round(store, *r);
         },
         [this, r](db_pool::refusal why) {
-            take_round(*r);
-            refuse_round(*r, why == db_pool::refusal::unavailable || !db_.healthy() ? error_code::unavailable
-                                                                                     : error_code::overloaded);
-            end_round(*r);
+            abandon_round(*r, why == db_pool::refusal::unavailable || !db_.healthy() ? error_code::unavailable
+                                                                                      : error_code::overloaded);
         },
         // Each batch's own deadline is checked when the round takes it.
         clock::time_point::max(),
@@ -130,10 +128,14 @@ void bid_service::post_round() {
         db_pool::priority::bid});
     if (!queued) {
         // The database queue is full (or the pool is stopping): nothing was sent to Postgres.
-        take_round(*r);
-        refuse_round(*r, db_.healthy() ? error_code::overloaded : error_code::unavailable);
-        end_round(*r);
+        abandon_round(*r, db_.healthy() ? error_code::overloaded : error_code::unavailable);
     }
+}
+
+void bid_service::abandon_round(round& r, error_code code) {
+    take_round(r);
+    refuse_round(r, code);
+    end_round(r);
 }
 
 void bid_service::take_round(round& r) {
@@ -212,10 +214,7 @@ void bid_service::run_round(auction_store& store, round& r) {
     try {
         results = store.place_bids_many(groups, resolve_until);
     } catch (const store_unavailable& e) {
-        placement failed;
-        failed.outcome = placement::result::unavailable;
-        failed.failure = e.what();
-        results.assign(r.size(), failed);
+        results.assign(r.size(), placement::unavailable_because(e.what()));
     }
     std::size_t unavailable = 0;
     std::size_t not_stored = 0;

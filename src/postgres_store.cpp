@@ -30,6 +30,9 @@ auction_status parse_status(const std::string& text) {
 // The columns history_from reads, in its order; `t` qualifies them ("" or "h.").
 #define BIDDING_HISTORY_COLUMNS(t) t "id, " t "bidder_name, (" t "price * 100)::bigint, " BIDDING_ISO(t "added_at")
 
+// place_bids_many's locking read, completed by the condition on id.
+#define BIDDING_LOCK_AUCTIONS "SELECT id, status, (initial_price * 100)::bigint, txid_current() FROM bids_bid WHERE id "
+
 history_entry history_from(const pqxx::row& r) {
     // columns: BIDDING_HISTORY_COLUMNS
     return history_entry{r[0].as<seq_t>(), r[1].as<std::string>(), r[2].as<cents>(), r[3].as<std::string>()};
@@ -40,9 +43,6 @@ const std::string select_auction_sql =
 const std::string select_history_sql =
     "SELECT " BIDDING_HISTORY_COLUMNS("")
     " FROM bids_bidhistory WHERE bid_id = $1 ORDER BY id DESC LIMIT $2";
-const std::string insert_history_sql =
-    "INSERT INTO bids_bidhistory (bid_id, bidder_name, price, added_at, name) VALUES ($1, $2, $3::numeric, now(), '') "
-    "RETURNING " BIDDING_HISTORY_COLUMNS("");
 
 auction auction_from(const pqxx::row& r, const std::vector<history_entry>& newest_first) {
     auction a;
@@ -269,10 +269,7 @@ std::vector<placement> postgres_store::place_bids_many(std::span<const auction_b
         return decide_groups(groups, resolve_until);
     } catch (const store_unavailable& e) {
         // One transaction: nothing of any group was stored.
-        placement failed;
-        failed.outcome = placement::result::unavailable;
-        failed.failure = e.what();
-        return std::vector<placement>(groups.size(), failed);
+        return std::vector<placement>(groups.size(), placement::unavailable_because(e.what()));
     }
 }
 
@@ -323,11 +320,10 @@ std::vector<placement> postgres_store::decide_groups(std::span<const auction_bid
                 seq_t last;
             };
             std::unordered_map<auction_id, state> states;
-            for (const auto& r : tx.exec_params(one ? "SELECT id, status, (initial_price * 100)::bigint, txid_current() "
-                                                      "FROM bids_bid WHERE id = $1::bigint FOR UPDATE"
-                                                    : "SELECT id, status, (initial_price * 100)::bigint, txid_current() "
-                                                      "FROM bids_bid WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE",
-                                                ids)) {
+            for (const auto& r :
+                 tx.exec_params(one ? BIDDING_LOCK_AUCTIONS "= $1::bigint FOR UPDATE"
+                                    : BIDDING_LOCK_AUCTIONS "= ANY($1::bigint[]) ORDER BY id FOR UPDATE",
+                                ids)) {
                 states.emplace(r[0].as<auction_id>(),
                                state{parse_status(r[1].as<std::string>()), r[2].as<cents>(), seq_t{0}});
                 txid = r[3].as<std::int64_t>();

@@ -64,6 +64,13 @@ struct placement {
     std::vector<bid_outcome> bids;  // verdicts in order (decided, in_doubt)
     std::int64_t txid{0};           // in_doubt: the transaction to ask about later
     std::string failure;            // unavailable: why
+
+    static placement unavailable_because(std::string why) {
+        placement p;
+        p.outcome = result::unavailable;
+        p.failure = std::move(why);
+        return p;
+    }
 };
 
 // One auction's bids, in arrival order, for place_bids_many.

@@ -94,6 +94,8 @@ private:
     void run_round(auction_store& store, round& r);
     void answer(auction_id id, batch& b, placement result);
     void refuse_round(round& r, error_code code);
+    // A round that will not run: what it would have taken is answered `code` (not stored).
+    void abandon_round(round& r, error_code code);
     // The round's batches are answered: their lanes go on, and another round starts if any waits.
     void end_round(round& r);
     // The batch has been answered: releases its share of the counts and starts the next one.
