@@ -26,6 +26,7 @@ void url_one(std::string_view input);
 void http_request_one(std::string_view input);
 void bus_message_one(std::string_view input);
 void ws_frames_one(std::string_view input);
+void timed_auction_one(std::string_view input);
 
 // The input's bytes, printable, capped: what a failed check shows of a value.
 inline std::string printable(std::string_view bytes, std::size_t cap = 300) {

@@ -10,6 +10,7 @@ set(bidding_fuzz_targets
   http_request
   bus_message
   ws_frames
+  timed_auction
 )
 set(bidding_fuzz_target_sources)
 foreach(name IN LISTS bidding_fuzz_targets)

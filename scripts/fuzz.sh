@@ -50,6 +50,7 @@ max_len_of() {
     http_request) echo 20000 ;;  # 8 KiB of head + 16 KiB of body, cut a little short
     config) echo 10000 ;;        # .env.example is 7.4 KB
     ws_frames) echo 8192 ;;      # past the 4096-byte message limit
+    timed_auction) echo 1024 ;;  # a time, a duration or a small body
     *) echo 4096 ;;              # MAX_MESSAGE_BYTES' default, and far beyond any URL or price
     esac
 }
@@ -61,6 +62,7 @@ dict_of() {
     url) echo url ;;
     http_request) echo http ;;
     bus_message) echo bus ;;
+    timed_auction) echo json ;;
     esac
 }
 

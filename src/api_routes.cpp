@@ -83,6 +83,8 @@ std::function<api_reply(auction_store&)> guarded(F&& body) {
             return body(store);
         } catch (const store_unavailable& e) {
             return store_unavailable_reply(e);
+        } catch (const end_time_refused& e) {
+            return api_error(400, "invalid_ends_at", e.what());
         }
     };
 }
@@ -210,7 +212,7 @@ api_route route_api(const api_request& req, const std::string& secret_key, std::
         }
         const auto request = std::get<new_auction_request>(std::move(parsed));
         return {std::nullopt, guarded([request](auction_store& store) {
-                    const auto a = store.create_auction(request.name, request.initial_price);
+                    const auto a = store.create_auction(request);
                     spdlog::info("auction {} created through the API", a.id);
                     api_reply r{201, auction_json(a), {}, std::nullopt};
                     r.headers.emplace_back("Location", "/api/bids/" + to_string(a.id));

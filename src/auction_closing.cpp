@@ -7,11 +7,16 @@ namespace bidding {
 
 closing close_auction(auction_store& store, auction_id id) {
     closing out;
-    out.result = store.close_auction(id, [&out, id](const close_result& r) {
-        out.bid_closed = serialize_bid_closed(id, r.final_price, r.winner);
+    out.result = store.close_auction(id, [&out](auction_id a, const close_result& r) {
+        out.bid_closed = serialize_bid_closed(a, r.final_price, r.winner);
         return out.bid_closed;
     });
     return out;
+}
+
+ended_sweep close_ended_auctions(auction_store& store, std::size_t limit) {
+    return store.close_ended_auctions(
+        [](auction_id a, const close_result& r) { return serialize_bid_closed(a, r.final_price, r.winner); }, limit);
 }
 
 std::optional<auction_id> closed_auction_of(std::string_view bid_closed) {

@@ -313,8 +313,8 @@ void bid_service::answer(auction_id id, batch& b, placement result) {
                 break;
             case bid_verdict::price_too_low:
                 stats_.bid_rejected(error_code::price_too_low);
-                reply = serialize_error(error_code::price_too_low, price_too_low_message(o.current_price), req.ref,
-                                        o.current_price);
+                reply = serialize_error(error_code::price_too_low, price_too_low_message(o.min_price), req.ref,
+                                        o.current_price, o.min_price);
                 break;
             case bid_verdict::closed:
                 stats_.bid_rejected(error_code::bid_closed);

@@ -43,9 +43,16 @@ Commands:
   serve                                   run the server (the default)
   migrate [--wait SECONDS] [--seed]       create or upgrade the database tables; --wait retries
                                           until Postgres answers (at most SECONDS); --seed then seeds
-  seed [--wait SECONDS]                   insert the three demo auctions (idempotent)
-  bid create --name NAME [--initial-price P]
-                                          create an auction; prints it as one JSON line
+  seed [--wait SECONDS]                   insert the demo auctions (idempotent) and restart the
+                                          timed one, Pocket Watch (ends 10 minutes after the seed)
+  bid create --name NAME [--initial-price P] [--ends-in DURATION | --ends-at TIME]
+             [--extend WINDOW/BY] [--min-increment P]
+                                          create an auction; prints it as one JSON line.
+                                          --ends-in 10m: ends 10 minutes from now (the database's
+                                          clock); --ends-at 2026-12-24T18:00:00Z; --extend 2m/2m:
+                                          a bid in the last 2 minutes moves the end to 2 minutes
+                                          after it; --min-increment 1.00: the smallest raise
+                                          DURATION, WINDOW, BY: 90, 90s, 10m, 1h30m, 2d
   bid close ID                            close an auction; its clients get bid_closed
   bid list                                list the auctions
   token --admin [--ttl DURATION]          print an admin token for the HTTP API (HS256, SECRET_KEY)
@@ -163,7 +170,8 @@ int cmd_seed(const config& cfg, std::chrono::seconds wait) {
         store.seed();
         return 0;
     });
-    std::cout << "seeded: 1 Vintage Camera, 2 Antique Vase, 3 Rare Book (closed)\n";
+    std::cout << "seeded: 1 Vintage Camera, 2 Antique Vase, 3 Rare Book (closed), " << demo_auction_name
+              << " (timed: ends in " << demo_duration.count() / 60 << " minutes, restarted by every seed)\n";
     return 0;
 }
 
@@ -183,10 +191,11 @@ int cmd_token(const config& cfg, const std::vector<std::string_view>& args) {
             }
         } else if (args[i] == "--ttl" && has_value) {
             const auto d = parse_duration(args[++i]);
-            if (!d) {
-                throw usage_error(fmt::format("--ttl must look like 30s, 15m, 1h or 7d (got \"{}\")", args[i]));
+            if (!d || *d > std::chrono::days{366}) {
+                throw usage_error(fmt::format("--ttl must look like 30s, 15m, 1h or 7d, at most 366d (got \"{}\")",
+                                              args[i]));
             }
-            ttl = *d;
+            ttl = d->count();
         } else {
             throw usage_error(fmt::format("unexpected argument \"{}\" for token", args[i]));
         }
@@ -242,7 +251,16 @@ int cmd_bid(const config& cfg, const std::vector<std::string_view>& args) {
     const auto sub = args[0];
     if (sub == "create") {
         std::optional<std::string> name;
-        cents initial{10'000};
+        new_auction spec;
+        const auto duration_of = [](std::string_view option, std::string_view text, std::chrono::seconds most) {
+            const auto d = parse_duration(text);
+            if (!d || *d > most) {
+                throw usage_error(fmt::format("{}: a duration such as 90, 90s, 10m, 1h30m or 2d, at most {} s; got "
+                                              "\"{}\"",
+                                              option, most.count(), text));
+            }
+            return *d;
+        };
         for (std::size_t i = 1; i < args.size(); ++i) {
             const auto arg = args[i];
             const bool has_value = i + 1 < args.size();
@@ -257,7 +275,28 @@ int cmd_bid(const config& cfg, const std::vector<std::string_view>& args) {
                 if (!p.value) {
                     throw usage_error("--initial-price: " + std::string(describe(p.error)));
                 }
-                initial = *p.value;
+                spec.initial_price = *p.value;
+            } else if (arg == "--ends-in" && has_value) {
+                spec.duration = duration_of("--ends-in", args[++i], max_auction_duration);
+            } else if (arg == "--ends-at" && has_value) {
+                spec.ends_at = parse_timestamp(args[++i]);
+                if (!spec.ends_at) {
+                    throw usage_error("--ends-at: an ISO 8601 time with a zone, e.g. 2026-12-24T18:00:00Z");
+                }
+            } else if (arg == "--extend" && has_value) {
+                const auto text = args[++i];
+                const auto slash = text.find('/');
+                if (slash == std::string_view::npos) {
+                    throw usage_error("--extend: WINDOW/BY, e.g. 2m/2m");
+                }
+                spec.extend_window = duration_of("--extend", text.substr(0, slash), max_extension);
+                spec.extend_by = duration_of("--extend", text.substr(slash + 1), max_extension);
+            } else if (arg == "--min-increment" && has_value) {
+                const auto p = parse_price(args[++i]);
+                if (!p.value) {
+                    throw usage_error("--min-increment: " + std::string(describe(p.error)));
+                }
+                spec.min_increment = *p.value;
             } else {
                 throw usage_error(fmt::format("unexpected argument \"{}\" for bid create", arg));
             }
@@ -265,7 +304,14 @@ int cmd_bid(const config& cfg, const std::vector<std::string_view>& args) {
         if (!name) {
             throw usage_error("bid create needs --name NAME");
         }
-        const auto a = store.create_auction(*name, initial);
+        if (spec.duration && spec.ends_at) {
+            throw usage_error("bid create takes --ends-in or --ends-at, not both");
+        }
+        if (spec.extend_window && !spec.duration && !spec.ends_at) {
+            throw usage_error("--extend needs an end: --ends-in or --ends-at");
+        }
+        spec.name = std::move(*name);
+        const auto a = store.create_auction(spec);
         std::cout << auction_object(a).dump() << "\n";
         return 0;
     }

@@ -437,6 +437,7 @@ config load_config(const env_map& env) {
     c.db_queue_limit = integer_var(env, "DB_QUEUE_LIMIT", c.db_queue_limit, 1, 1'000'000);
     c.redis_timeout = seconds_var(env, "REDIS_TIMEOUT", c.redis_timeout);
     c.fanout_max_lag = seconds_var(env, "FANOUT_MAX_LAG", c.fanout_max_lag);
+    c.close_check_interval = seconds_var(env, "CLOSE_CHECK_INTERVAL", c.close_check_interval);
     if (c.fanout_max_lag >= c.bid_timeout) {
         throw config_error("FANOUT_MAX_LAG", "FANOUT_MAX_LAG must be shorter than BID_TIMEOUT (a reply waits behind it)");
     }
@@ -479,7 +480,7 @@ const std::vector<std::string_view>& config_variables() {
         "MAX_SEND_QUEUE_BYTES", "SEND_TIMEOUT", "BID_TIMEOUT", "DB_TIMEOUT", "DB_LOCK_TIMEOUT",
         "MAX_PENDING_BIDS_PER_AUCTION", "MAX_PENDING_BIDS", "DB_QUEUE_LIMIT", "REDIS_TIMEOUT", "REDIS_CHANNEL_PREFIX",
         "REDIS_PASSWORD", "FANOUT_MAX_LAG", "MAX_CONNECTIONS", "MAX_CONNECTIONS_PER_IP", "TRUSTED_PROXIES",
-        "HTTP_HEADER_TIMEOUT", "WS_HANDSHAKE_TIMEOUT",
+        "HTTP_HEADER_TIMEOUT", "WS_HANDSHAKE_TIMEOUT", "CLOSE_CHECK_INTERVAL",
     };
     return names;
 }

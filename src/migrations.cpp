@@ -103,6 +103,31 @@ void migration_1(pqxx::work& tx) {
     tx.exec("CREATE INDEX IF NOT EXISTS bids_bidhistory_bid_id_id_idx ON bids_bidhistory (bid_id, id)");
 }
 
+// Version 2: timed auctions (docs/timed-auctions.md). Every column is NULL or has a default,
+// so the rows written before it, and rows the Django application still inserts, mean what they
+// meant: no end, an increment of 0.01.
+void migration_2(pqxx::work& tx) {
+    tx.exec(
+        "ALTER TABLE bids_bid"
+        " ADD COLUMN IF NOT EXISTS ends_at timestamptz NULL,"
+        " ADD COLUMN IF NOT EXISTS extend_window integer NULL CHECK (extend_window > 0),"
+        " ADD COLUMN IF NOT EXISTS extend_by integer NULL CHECK (extend_by > 0),"
+        " ADD COLUMN IF NOT EXISTS min_increment numeric(10,2) NOT NULL DEFAULT 0.01 CHECK (min_increment > 0)");
+    tx.exec("ALTER TABLE bids_bidhistory ADD COLUMN IF NOT EXISTS ends_at timestamptz NULL");
+    // The closer's question, every CLOSE_CHECK_INTERVAL on every pod: which open auctions ended.
+    tx.exec(
+        "CREATE INDEX IF NOT EXISTS bids_bid_open_ends_at_idx ON bids_bid (ends_at) "
+        "WHERE status = 'open' AND ends_at IS NOT NULL");
+    // One row per close: the primary key makes a second close of an auction impossible.
+    tx.exec(
+        "CREATE TABLE IF NOT EXISTS bidding_auction_closes ("
+        " bid_id bigint PRIMARY KEY REFERENCES bids_bid (id) ON DELETE CASCADE,"
+        " closed_at timestamptz NOT NULL DEFAULT clock_timestamp(),"
+        " final_price numeric(10,2) NOT NULL,"
+        " winner varchar(255) NULL,"
+        " reason varchar(16) NOT NULL CHECK (reason IN ('ended', 'closed')))");
+}
+
 struct migration {
     int version;
     const char* name;
@@ -111,6 +136,7 @@ struct migration {
 
 const std::vector<migration> migrations = {
     {1, "django bids tables", migration_1},
+    {2, "timed auctions", migration_2},
 };
 
 }  // namespace

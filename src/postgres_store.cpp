@@ -1,6 +1,7 @@
 #include <bidding/postgres_store.hpp>
 
 #include <bidding/connection_watchdog.hpp>
+#include <bidding/server_messages.hpp>
 
 #include <pqxx/pqxx>
 
@@ -27,19 +28,70 @@ auction_status parse_status(const std::string& text) {
     return text == "open" ? auction_status::open : auction_status::closed;
 }
 
+// A timestamp as milliseconds since the epoch (NULL stays NULL); times are kept to the
+// millisecond, the wire's precision.
+#define BIDDING_MS(col) "(floor(extract(epoch FROM " col ") * 1000))::bigint"
+// ...and back: NULL for -1, the "no time" of the statements' parameters.
+#define BIDDING_FROM_MS(param) "('epoch'::timestamptz + NULLIF(" param "::bigint, -1) * interval '1 millisecond')"
+#define BIDDING_CLOCK_MS BIDDING_MS("clock_timestamp()")
+
 // The columns history_from reads, in its order; `t` qualifies them ("" or "h.").
-#define BIDDING_HISTORY_COLUMNS(t) t "id, " t "bidder_name, (" t "price * 100)::bigint, " BIDDING_ISO(t "added_at")
+#define BIDDING_HISTORY_COLUMNS(t) \
+    t "id, " t "bidder_name, (" t "price * 100)::bigint, " BIDDING_ISO(t "added_at") ", " BIDDING_MS(t "ends_at")
+constexpr int history_column_count = 5;
+
+// The columns auction_from reads, in its order.
+#define BIDDING_AUCTION_COLUMNS(t)                                                                          \
+    t "id, " t "name, " t "status, (" t "initial_price * 100)::bigint, " BIDDING_ISO(t "created_at") ", " \
+        BIDDING_MS(t "ends_at") ", " t "extend_window, " t "extend_by, (" t "min_increment * 100)::bigint"
+constexpr int auction_column_count = 9;
 
 // place_bids_many's locking read, completed by the condition on id.
-#define BIDDING_LOCK_AUCTIONS "SELECT id, status, (initial_price * 100)::bigint, txid_current() FROM bids_bid WHERE id "
+#define BIDDING_LOCK_AUCTIONS                                                                                   \
+    "SELECT id, status, (initial_price * 100)::bigint, txid_current(), " BIDDING_MS("ends_at") ", extend_window, " \
+    "extend_by, (min_increment * 100)::bigint FROM bids_bid WHERE id "
 
-history_entry history_from(const pqxx::row& r) {
-    // columns: BIDDING_HISTORY_COLUMNS
-    return history_entry{r[0].as<seq_t>(), r[1].as<std::string>(), r[2].as<cents>(), r[3].as<std::string>()};
+std::optional<timestamp> timestamp_from(const pqxx::field& f) {
+    if (f.is_null()) {
+        return std::nullopt;
+    }
+    return timestamp{std::chrono::milliseconds{f.as<std::int64_t>()}};
 }
 
-const std::string select_auction_sql =
-    "SELECT id, name, status, (initial_price * 100)::bigint, " BIDDING_ISO("created_at") " FROM bids_bid WHERE id = $1";
+std::optional<std::chrono::seconds> seconds_from(const pqxx::field& f) {
+    if (f.is_null()) {
+        return std::nullopt;
+    }
+    return std::chrono::seconds{f.as<std::int64_t>()};
+}
+
+// A statement parameter for BIDDING_FROM_MS.
+std::string ms_param(const std::optional<timestamp>& t) {
+    return t ? std::to_string(t->time_since_epoch().count()) : std::string("-1");
+}
+
+history_entry history_from(const pqxx::row& r, int first = 0) {
+    // columns: BIDDING_HISTORY_COLUMNS; the increment is the auction's, set by the caller
+    history_entry e;
+    e.seq = r[first].as<seq_t>();
+    e.bidder = r[first + 1].as<std::string>();
+    e.price = r[first + 2].as<cents>();
+    e.added_at = r[first + 3].as<std::string>();
+    e.ends_at = timestamp_from(r[first + 4]);
+    return e;
+}
+
+auction_terms terms_from(const pqxx::row& r, int first) {
+    // columns: ends_at (ms), extend_window, extend_by, min_increment (cents)
+    auction_terms t;
+    t.ends_at = timestamp_from(r[first]);
+    t.extend_window = seconds_from(r[first + 1]);
+    t.extend_by = seconds_from(r[first + 2]);
+    t.min_increment = r[first + 3].as<cents>();
+    return t;
+}
+
+const std::string select_auction_sql = "SELECT " BIDDING_AUCTION_COLUMNS("") " FROM bids_bid WHERE id = $1";
 const std::string select_history_sql =
     "SELECT " BIDDING_HISTORY_COLUMNS("")
     " FROM bids_bidhistory WHERE bid_id = $1 ORDER BY id DESC LIMIT $2";
@@ -51,6 +103,7 @@ auction auction_from(const pqxx::row& r, const std::vector<history_entry>& newes
     a.status = parse_status(r[2].as<std::string>());
     a.initial_price = r[3].as<cents>();
     a.created_at = r[4].as<std::string>();
+    a.terms = terms_from(r, 5);
     a.current_price = a.initial_price;
     if (!newest_first.empty()) {
         a.current_price = newest_first.front().price;
@@ -239,6 +292,9 @@ std::optional<auction_snapshot> postgres_store::load_snapshot(auction_id id, std
             std::reverse(snap.entries.begin(), snap.entries.end());
         }
         tx.commit();
+        for (auto& e : snap.entries) {
+            e.min_increment = snap.info.terms.min_increment;
+        }
         return snap;
     });
 }
@@ -247,10 +303,12 @@ std::vector<history_entry> postgres_store::history_after(auction_id id, seq_t af
     return with_connection(retry::reads, [&](pqxx::connection_base& c) {
         pqxx::read_transaction tx(c);
         std::vector<history_entry> out;
-        for (const auto& r : tx.exec_params("SELECT " BIDDING_HISTORY_COLUMNS("")
-                                            " FROM bids_bidhistory WHERE bid_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+        for (const auto& r : tx.exec_params("SELECT " BIDDING_HISTORY_COLUMNS("h.") ", (b.min_increment * 100)::bigint "
+                                            "FROM bids_bidhistory h JOIN bids_bid b ON b.id = h.bid_id "
+                                            "WHERE h.bid_id = $1 AND h.id > $2 ORDER BY h.id LIMIT $3",
                                             id, after_seq, static_cast<std::int64_t>(limit))) {
             out.push_back(history_from(r));
+            out.back().min_increment = r[history_column_count].as<cents>();
         }
         tx.commit();
         return out;
@@ -316,32 +374,47 @@ std::vector<placement> postgres_store::decide_groups(std::span<const auction_bid
             // what became of it if its COMMIT is cut.
             struct state {
                 auction_status status;
+                auction_terms terms;
                 cents current;
                 seq_t last;
+                bool extended;
             };
             std::unordered_map<auction_id, state> states;
             for (const auto& r :
                  tx.exec_params(one ? BIDDING_LOCK_AUCTIONS "= $1::bigint FOR UPDATE"
                                     : BIDDING_LOCK_AUCTIONS "= ANY($1::bigint[]) ORDER BY id FOR UPDATE",
                                 ids)) {
-                states.emplace(r[0].as<auction_id>(),
-                               state{parse_status(r[1].as<std::string>()), r[2].as<cents>(), seq_t{0}});
+                states.emplace(r[0].as<auction_id>(), state{parse_status(r[1].as<std::string>()), terms_from(r, 4),
+                                                            r[2].as<cents>(), seq_t{0}, false});
                 txid = r[3].as<std::int64_t>();
             }
             // A statement of its own, after the locks: its snapshot sees every bid committed by
-            // whoever held them before (one statement with the lock would not).
+            // whoever held them before (one statement with the lock would not). It also reads the
+            // database's clock, by which every bid here is decided (after the locks: a bid that
+            // waited for one is judged by when it is decided, not when it began waiting).
+            timestamp now{};
+            bool have_now = false;
             for (const auto& r : tx.exec_params(
-                     one ? "SELECT bid_id, (price * 100)::bigint, id FROM bids_bidhistory WHERE bid_id = $1::bigint "
-                           "ORDER BY id DESC LIMIT 1"
-                         : "SELECT a.id, (h.price * 100)::bigint, h.id FROM unnest($1::bigint[]) AS a(id) "
-                           "CROSS JOIN LATERAL (SELECT price, id FROM bids_bidhistory WHERE bid_id = a.id "
-                           "ORDER BY id DESC LIMIT 1) h",
+                     one ? "SELECT $1::bigint, (h.price * 100)::bigint, h.id, " BIDDING_CLOCK_MS
+                           " FROM (SELECT 1) x LEFT JOIN LATERAL (SELECT price, id FROM bids_bidhistory "
+                           "WHERE bid_id = $1::bigint ORDER BY id DESC LIMIT 1) h ON true"
+                         : "SELECT a.id, (h.price * 100)::bigint, h.id, " BIDDING_CLOCK_MS
+                           " FROM unnest($1::bigint[]) AS a(id) LEFT JOIN LATERAL (SELECT price, id "
+                           "FROM bids_bidhistory WHERE bid_id = a.id ORDER BY id DESC LIMIT 1) h ON true",
                      ids)) {
-                auto& st = states.at(r[0].as<auction_id>());
-                st.current = r[1].as<cents>();
-                st.last = r[2].as<seq_t>();
+                if (!have_now) {
+                    // One clock for the whole round (the rows' readings differ by microseconds).
+                    now = timestamp{std::chrono::milliseconds{r[3].as<std::int64_t>()}};
+                    have_now = true;
+                }
+                const auto it = states.find(r[0].as<auction_id>());
+                if (it == states.end() || r[2].is_null()) {
+                    continue;  // no such auction, or no bid yet
+                }
+                it->second.current = r[1].as<cents>();
+                it->second.last = r[2].as<seq_t>();
             }
-            // The verdicts, each bid against the price the one before it left.
+            // The verdicts, each bid against the price (and end) the one before it left.
             struct slot {
                 std::size_t group, bid;
             };
@@ -353,32 +426,45 @@ std::vector<placement> postgres_store::decide_groups(std::span<const auction_bid
                     results[g].outcome = placement::result::not_found;
                     continue;
                 }
-                prev.emplace(groups[g].id, it->second.last);
+                auto& st = it->second;
+                prev.emplace(groups[g].id, st.last);
                 for (std::size_t b = 0; b < groups[g].bids.size(); ++b) {
                     const auto& bid = groups[g].bids[b];
                     bid_outcome out;
-                    out.verdict = judge_bid(it->second.status, it->second.current, bid.price);
-                    out.current_price = it->second.current;
+                    const auto decision = judge_bid(st.status, st.terms, st.current, bid.price, now);
+                    out.verdict = decision.verdict;
+                    out.current_price = st.current;
+                    out.min_price = min_price(st.current, st.terms.min_increment);
                     if (out.verdict == bid_verdict::accepted) {
-                        it->second.current = bid.price;
+                        st.current = bid.price;
+                        st.extended = st.extended || decision.ends_at != st.terms.ends_at;
+                        st.terms.ends_at = decision.ends_at;
+                        out.entry.ends_at = decision.ends_at;
+                        out.entry.min_increment = st.terms.min_increment;
                         accepted.push_back({g, b});
                     }
                     results[g].bids.push_back(std::move(out));
                 }
             }
             if (!accepted.empty()) {
-                // Every accepted bid of every auction in one INSERT.
-                std::string sql = "INSERT INTO bids_bidhistory (bid_id, bidder_name, price, added_at, name) VALUES ";
+                // Every accepted bid of every auction in one INSERT, stamped with the decision's
+                // time ($1), each with the auction's end after it.
+                std::string sql = "INSERT INTO bids_bidhistory (bid_id, bidder_name, price, added_at, name, ends_at) VALUES ";
                 std::vector<std::string> params;
-                params.reserve(3 * accepted.size());
+                params.reserve(1 + 4 * accepted.size());
+                params.push_back(std::to_string(now.time_since_epoch().count()));
                 for (const auto& a : accepted) {
                     const auto& bid = groups[a.group].bids[a.bid];
                     const auto n = params.size();
-                    sql += (n == 0 ? "" : ", ") + ("($" + std::to_string(n + 1) + "::bigint, $" + std::to_string(n + 2) +
-                                                  ", $" + std::to_string(n + 3) + "::numeric, now(), '')");
+                    sql += (n == 1 ? "" : ", ") +
+                           ("($" + std::to_string(n + 1) + "::bigint, $" + std::to_string(n + 2) + ", $" +
+                            std::to_string(n + 3) + "::numeric, " BIDDING_FROM_MS("$1") ", '', " +
+                            "('epoch'::timestamptz + NULLIF($" + std::to_string(n + 4) +
+                            "::bigint, -1) * interval '1 millisecond'))");
                     params.push_back(std::to_string(groups[a.group].id.value()));
                     params.push_back(bid.name);
                     params.push_back(format_cents(bid.price));
+                    params.push_back(ms_param(results[a.group].bids[a.bid].entry.ends_at));
                 }
                 sql += " RETURNING " BIDDING_HISTORY_COLUMNS("") ", bid_id";
                 const auto rows = tx.exec_params(sql, pqxx::prepare::make_dynamic_params(params));
@@ -394,16 +480,24 @@ std::vector<placement> postgres_store::decide_groups(std::span<const auction_bid
                 for (std::size_t k = 0; k < accepted.size(); ++k) {
                     const auto& a = accepted[k];
                     const auto& bid = groups[a.group].bids[a.bid];
+                    auto& out = results[a.group].bids[a.bid];
                     auto entry = history_from(sorted[k]);
-                    if (sorted[k][4].as<auction_id>() != groups[a.group].id || entry.bidder != bid.name ||
-                        entry.price != bid.price) {
+                    if (sorted[k][history_column_count].as<auction_id>() != groups[a.group].id ||
+                        entry.bidder != bid.name || entry.price != bid.price || entry.ends_at != out.entry.ends_at) {
                         throw std::runtime_error("the INSERT's rows came back in an unexpected order");
                     }
-                    auto& out = results[a.group].bids[a.bid];
+                    entry.min_increment = out.entry.min_increment;
                     auto& p = prev.at(groups[a.group].id);
                     out.prev_seq = p;
                     p = entry.seq;
                     out.entry = std::move(entry);
+                }
+                // The soft close: the new ends, in the same transaction as the bids that moved them.
+                for (const auto& [id, st] : states) {
+                    if (st.extended) {
+                        tx.exec_params0("UPDATE bids_bid SET ends_at = " BIDDING_FROM_MS("$2") " WHERE id = $1", id,
+                                        ms_param(st.terms.ends_at));
+                    }
                 }
                 wrote = true;
             }
@@ -472,13 +566,33 @@ commit_status postgres_store::transaction_status(std::int64_t txid) {
     });
 }
 
-auction postgres_store::create_auction(const std::string& name, cents initial_price) {
+auction postgres_store::create_auction(const new_auction& spec) {
     return with_connection(retry::none, [&](pqxx::connection_base& c) {
         pqxx::work tx(c);
         write_started_ = true;
-        const auto id = tx.exec_params1("INSERT INTO bids_bid (name, initial_price, created_at, status) "
-                                        "VALUES ($1, $2::numeric, now(), 'open') RETURNING id",
-                                        name, format_cents(initial_price))[0]
+        // The end is judged by the database's clock, as every bid will be.
+        const timestamp now{std::chrono::milliseconds{tx.exec1("SELECT " BIDDING_CLOCK_MS)[0].as<std::int64_t>()}};
+        std::optional<timestamp> ends_at = spec.ends_at;
+        if (spec.duration) {
+            ends_at = now + *spec.duration;
+        }
+        if (ends_at && *ends_at <= now) {
+            throw end_time_refused("ends_at must be after the server's current time, " + format_timestamp(now));
+        }
+        if (ends_at && *ends_at > now + max_auction_duration) {
+            throw end_time_refused("ends_at must be at most 365 days after the server's current time, " +
+                                   format_timestamp(now));
+        }
+        const auto seconds_param = [](const std::optional<std::chrono::seconds>& s) {
+            return s ? std::to_string(s->count()) : std::string("0");
+        };
+        const auto id = tx.exec_params1("INSERT INTO bids_bid (name, initial_price, created_at, status, ends_at, "
+                                        "extend_window, extend_by, min_increment) "
+                                        "VALUES ($1, $2::numeric, now(), 'open', " BIDDING_FROM_MS("$3") ", "
+                                        "NULLIF($4::integer, 0), NULLIF($5::integer, 0), $6::numeric) RETURNING id",
+                                        spec.name, format_cents(spec.initial_price), ms_param(ends_at),
+                                        seconds_param(spec.extend_window), seconds_param(spec.extend_by),
+                                        format_cents(spec.min_increment))[0]
                             .as<auction_id>();
         const auto head = tx.exec_params(select_auction_sql, id);
         auto a = auction_from(head[0], {});
@@ -487,48 +601,108 @@ auction postgres_store::create_auction(const std::string& name, cents initial_pr
     });
 }
 
+namespace {
+
+// The one close, inside the caller's transaction: locks the row, closes it if it is open (and
+// records the close, once), and announces the result in any case (a NOTIFY, delivered when the
+// transaction commits). Not found: result.found is false and nothing is announced.
+close_result close_in(pqxx::work& tx, auction_id id, const std::string& reason,
+                      const auction_store::close_announcement& announcement) {
+    close_result result;
+    const auto head =
+        tx.exec_params("SELECT status, (initial_price * 100)::bigint FROM bids_bid WHERE id = $1 FOR UPDATE", id);
+    if (head.empty()) {
+        return result;
+    }
+    result.found = true;
+    result.was_open = parse_status(head[0][0].as<std::string>()) == auction_status::open;
+    result.final_price = head[0][1].as<cents>();
+    const auto last = tx.exec_params(
+        "SELECT (price * 100)::bigint, bidder_name FROM bids_bidhistory WHERE bid_id = $1 ORDER BY id DESC LIMIT 1", id);
+    if (!last.empty()) {
+        result.final_price = last[0][0].as<cents>();
+        result.winner = last[0][1].as<std::string>();
+    }
+    if (result.was_open) {
+        tx.exec_params0("UPDATE bids_bid SET status = 'closed' WHERE id = $1", id);
+        // The primary key makes a second close of one auction an error, never a second row.
+        tx.exec_params0("INSERT INTO bidding_auction_closes (bid_id, closed_at, final_price, winner, reason) "
+                        "VALUES ($1, clock_timestamp(), $2::numeric, NULLIF($3, ''), $4)",
+                        id, format_cents(result.final_price), result.winner.value_or(""), reason);
+    }
+    // Delivered to every listening server when (and only when) the close commits. Sent again
+    // for an already closed auction: harmless, and it reaches a server that missed the first.
+    tx.exec_params("SELECT pg_notify($1, $2)", std::string(auction_closed_channel), announcement(id, result));
+    return result;
+}
+
+}  // namespace
+
 close_result postgres_store::close_auction(auction_id id, const close_announcement& announcement) {
     return with_connection(retry::none, [&](pqxx::connection_base& c) {
         pqxx::work tx(c);
         write_started_ = true;
-        close_result result;
-        const auto head =
-            tx.exec_params("SELECT status, (initial_price * 100)::bigint FROM bids_bid WHERE id = $1 FOR UPDATE", id);
-        if (head.empty()) {
-            return result;
-        }
-        result.found = true;
-        result.was_open = parse_status(head[0][0].as<std::string>()) == auction_status::open;
-        result.final_price = head[0][1].as<cents>();
-        const auto last = tx.exec_params(
-            "SELECT (price * 100)::bigint, bidder_name FROM bids_bidhistory WHERE bid_id = $1 ORDER BY id DESC LIMIT 1",
-            id);
-        if (!last.empty()) {
-            result.final_price = last[0][0].as<cents>();
-            result.winner = last[0][1].as<std::string>();
-        }
-        tx.exec_params0("UPDATE bids_bid SET status = 'closed' WHERE id = $1", id);
-        // Delivered to every listening server when (and only when) the close commits. Sent again
-        // for an already closed auction: harmless, and it reaches a server that missed the first.
-        tx.exec_params("SELECT pg_notify($1, $2)", std::string(auction_closed_channel), announcement(result));
+        auto result = close_in(tx, id, "closed", announcement);
         tx.commit();
         return result;
+    });
+}
+
+ended_sweep postgres_store::close_ended_auctions(const close_announcement& announcement, std::size_t limit) {
+    ended_sweep sweep;
+    // A read first, every sweep: the clock (for the pods' offset, measured around this one round
+    // trip) and whether anything is due at all, which it almost never is.
+    bool due = false;
+    with_connection(retry::reads, [&](pqxx::connection_base& c) {
+        pqxx::nontransaction tx(c);
+        const auto before = std::chrono::system_clock::now();
+        const auto r = tx.exec1("SELECT " BIDDING_CLOCK_MS ", EXISTS (SELECT 1 FROM bids_bid WHERE status = 'open' "
+                                "AND ends_at <= clock_timestamp())");
+        const auto after = std::chrono::system_clock::now();
+        const auto middle = before + (after - before) / 2;
+        sweep.clock_offset = std::chrono::milliseconds{r[0].as<std::int64_t>()} -
+                             std::chrono::duration_cast<std::chrono::milliseconds>(middle.time_since_epoch());
+        due = r[1].as<bool>();
+        return 0;
+    });
+    if (!due) {
+        return sweep;
+    }
+    return with_connection(retry::none, [&](pqxx::connection_base& c) {
+        sweep.closed.clear();
+        pqxx::work tx(c);
+        write_started_ = true;
+        // FOR UPDATE waits behind the bids deciding on the row; when the row changed meanwhile
+        // (closed by another pod, or its end moved by a bid) Postgres checks the condition again
+        // on the new row, so an auction is closed once, and only once it has ended.
+        const auto rows = tx.exec_params("SELECT id FROM bids_bid WHERE status = 'open' AND ends_at <= clock_timestamp() "
+                                         "ORDER BY id LIMIT $1 FOR UPDATE",
+                                         static_cast<std::int64_t>(limit));
+        for (const auto& r : rows) {
+            const auto id = r[0].as<auction_id>();
+            ended_auction ended{id, {}, {}};
+            ended.result = close_in(tx, id, "ended", [&](auction_id a, const close_result& cr) {
+                ended.announcement = announcement(a, cr);
+                return ended.announcement;
+            });
+            sweep.closed.push_back(std::move(ended));
+        }
+        tx.commit();
+        return sweep;
     });
 }
 
 namespace {
 
 const std::string list_sql_head =
-    "SELECT b.id, b.name, b.status, (b.initial_price * 100)::bigint, " BIDDING_ISO("b.created_at") ", "
-    BIDDING_HISTORY_COLUMNS("h.") " FROM bids_bid b "
-    "LEFT JOIN LATERAL (SELECT id, bidder_name, price, added_at FROM bids_bidhistory "
+    "SELECT " BIDDING_AUCTION_COLUMNS("b.") ", " BIDDING_HISTORY_COLUMNS("h.") " FROM bids_bid b "
+    "LEFT JOIN LATERAL (SELECT id, bidder_name, price, added_at, ends_at FROM bids_bidhistory "
     "  WHERE bid_id = b.id ORDER BY id DESC LIMIT 1) h ON true ";
 
 auction auction_with_newest(const pqxx::row& r) {
     std::vector<history_entry> newest;
-    if (!r[5].is_null()) {
-        newest.push_back(
-            history_entry{r[5].as<seq_t>(), r[6].as<std::string>(), r[7].as<cents>(), r[8].as<std::string>()});
+    if (!r[auction_column_count].is_null()) {
+        newest.push_back(history_from(r, auction_column_count));
     }
     return auction_from(r, newest);
 }
@@ -580,6 +754,32 @@ void postgres_store::seed() {
             "(2, 'Antique Vase', 200.00, now(), 'open'), "
             "(3, 'Rare Book', 150.00, now(), 'closed') "
             "ON CONFLICT (id) DO NOTHING");
+        // The timed demo, restarted by every seed: found by its name (id 4 when that is free), its
+        // clients told it closed, its bids and close removed, open again for demo_duration.
+        const auto demo = tx.exec_params("SELECT id FROM bids_bid WHERE name = $1 ORDER BY id LIMIT 1",
+                                         std::string(demo_auction_name));
+        std::optional<auction_id> demo_id;
+        if (!demo.empty()) {
+            demo_id = demo[0][0].as<auction_id>();
+            close_in(tx, *demo_id, "closed", [](auction_id a, const close_result& r) {
+                return serialize_bid_closed(a, r.final_price, r.winner);
+            });
+            tx.exec_params0("DELETE FROM bidding_auction_closes WHERE bid_id = $1", *demo_id);
+            tx.exec_params0("DELETE FROM bids_bidhistory WHERE bid_id = $1", *demo_id);
+        } else if (tx.exec("SELECT 1 FROM bids_bid WHERE id = 4").empty()) {
+            tx.exec("INSERT INTO bids_bid (id, name, initial_price, created_at, status) OVERRIDING SYSTEM VALUE "
+                    "VALUES (4, '" + std::string(demo_auction_name) + "', 50.00, now(), 'open')");
+            demo_id = auction_id{4};
+        } else {
+            demo_id = tx.exec_params1("INSERT INTO bids_bid (name, initial_price, created_at, status) "
+                                      "VALUES ($1, 50.00, now(), 'open') RETURNING id",
+                                      std::string(demo_auction_name))[0]
+                          .as<auction_id>();
+        }
+        tx.exec_params0("UPDATE bids_bid SET status = 'open', initial_price = 50.00, created_at = now(), "
+                        "ends_at = date_trunc('milliseconds', clock_timestamp()) + $2::integer * interval '1 second', "
+                        "extend_window = 120, extend_by = 120, min_increment = 1.00 WHERE id = $1",
+                        *demo_id, static_cast<int>(demo_duration.count()));
         // Never move the sequence backwards: only ahead of every id in use.
         tx.exec(
             "SELECT setval(s.seq, GREATEST(COALESCE(pg_sequence_last_value(s.seq), 0), "

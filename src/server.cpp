@@ -1,6 +1,7 @@
 #include <bidding/bid_service.hpp>
 #include <bidding/bus_codec.hpp>
 #include <bidding/commit_resolver.hpp>
+#include <bidding/auction_closer.hpp>
 #include <bidding/close_listener.hpp>
 #include <bidding/db_pool.hpp>
 #include <bidding/history_reader.hpp>
@@ -236,12 +237,21 @@ int run_server(const config& cfg) {
     }
     ctx->limits = std::make_shared<connection_limits>(connection_limit_of(cfg, open_files), cfg.max_connections_per_ip);
     ctx->observe = observer(registry, closes, bus.get(), db, *ctx);
+    // Timed auctions end here (or on any other pod: one close each); the NOTIFY committed with the
+    // close reaches every pod's close listener, and Redis carries it too, as for the API's closes.
+    auction_closer closer(make_store, &db.watchdog(), cfg.close_check_interval, cfg.db_timeout, ctx->clock,
+                          [ctx](auction_id id, const std::string& bid_closed) {
+                              if (ctx->publish_close) {
+                                  ctx->publish_close(id, bid_closed);
+                              }
+                          });
 
     auto acceptor =
         std::make_shared<listener>(front, ioc, net::ip::tcp::endpoint(net::ip::address_v6::any(), cfg.port), ctx);
 
     acceptor->run();
     closes.start();
+    closer.start();
     if (bus) {
         bus->start();
     }
@@ -296,6 +306,7 @@ int run_server(const config& cfg) {
     if (drainer.joinable()) {
         drainer.join();
     }
+    closer.stop();
     closes.stop();
     if (bus) {
         bus->stop(std::chrono::milliseconds(0));

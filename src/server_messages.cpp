@@ -1,4 +1,5 @@
 #include <bidding/server_messages.hpp>
+#include <bidding/bid_rule.hpp>
 
 namespace bidding {
 
@@ -16,6 +17,14 @@ ordered_json optional_string(const std::optional<std::string>& s) {
     return s ? ordered_json(*s) : ordered_json(nullptr);
 }
 
+ordered_json optional_time(const std::optional<timestamp>& t) {
+    return t ? ordered_json(format_timestamp(*t)) : ordered_json(nullptr);
+}
+
+ordered_json optional_seconds(const std::optional<std::chrono::seconds>& s) {
+    return s ? ordered_json(s->count()) : ordered_json(nullptr);
+}
+
 
 }  // namespace
 
@@ -27,6 +36,11 @@ ordered_json auction_object(const auction& a) {
     j["initial_price"] = format_cents(a.initial_price);
     j["current_price"] = format_cents(a.current_price);
     j["last_seq"] = a.last_seq;
+    j["ends_at"] = optional_time(a.terms.ends_at);
+    j["extend_window"] = optional_seconds(a.terms.extend_window);
+    j["extend_by"] = optional_seconds(a.terms.extend_by);
+    j["min_increment"] = format_cents(a.terms.min_increment);
+    j["min_price"] = format_cents(min_price(a.current_price, a.terms.min_increment));
     return j;
 }
 
@@ -54,15 +68,19 @@ ordered_json initial_state_json(const auction& a, const std::vector<history_entr
 
 }  // namespace
 
-std::string serialize_initial_state(const auction& a, const std::vector<history_entry>& newest_first) {
-    return dump(initial_state_json(a, newest_first));
+std::string serialize_initial_state(const auction& a, const std::vector<history_entry>& newest_first,
+                                    timestamp server_time) {
+    auto j = initial_state_json(a, newest_first);
+    j["server_time"] = format_timestamp(server_time);
+    return dump(j);
 }
 
 std::string serialize_initial_state(const auction& a, const std::vector<history_entry>& oldest_first, seq_t since,
-                                    bool truncated) {
+                                    bool truncated, timestamp server_time) {
     auto j = initial_state_json(a, oldest_first);
     j["since"] = since;
     if (truncated) j["truncated"] = true;
+    j["server_time"] = format_timestamp(server_time);
     return dump(j);
 }
 
@@ -74,6 +92,9 @@ std::string serialize_new_bid(auction_id id, const history_entry& entry) {
     j["bidder"] = entry.bidder;
     j["price"] = format_cents(entry.price);
     j["added_at"] = entry.added_at;
+    j["ends_at"] = optional_time(entry.ends_at);
+    j["min_increment"] = format_cents(entry.min_increment);
+    j["min_price"] = format_cents(min_price(entry.price, entry.min_increment));
     return dump(j);
 }
 
@@ -87,17 +108,20 @@ std::string serialize_bid_accepted(const history_entry& entry, const std::option
 }
 
 std::string serialize_error(error_code code, std::string_view message, const std::optional<std::string>& ref,
-                            std::optional<cents> current_price) {
+                            std::optional<cents> current_price, std::optional<cents> least_price) {
     ordered_json j = ordered_json::object();
     j["type"] = "error";
     j["code"] = to_string(code);
     j["message"] = message;
     j["ref"] = optional_string(ref);
     if (current_price) j["current_price"] = format_cents(*current_price);
+    if (least_price) j["min_price"] = format_cents(*least_price);
     return dump(j);
 }
 
-std::string serialize_ping() { return R"({"type":"ping"})"; }
+std::string serialize_ping(timestamp server_time) {
+    return R"({"type":"ping","server_time":")" + format_timestamp(server_time) + "\"}";
+}
 
 std::string serialize_bid_closed(auction_id id, cents final_price, const std::optional<std::string>& winner) {
     ordered_json j = ordered_json::object();
@@ -110,8 +134,6 @@ std::string serialize_bid_closed(auction_id id, cents final_price, const std::op
 
 std::string serialize_server_shutdown() { return R"({"type":"server_shutdown","reconnect":true})"; }
 
-std::string price_too_low_message(cents current_price) {
-    return "Bid must be higher than " + format_cents(current_price);
-}
+std::string price_too_low_message(cents least_price) { return "Bid must be at least " + format_cents(least_price); }
 
 }  // namespace bidding

@@ -17,11 +17,6 @@ namespace net = boost::asio;
 
 namespace {
 
-const shared_text& ping_message() {
-    static const shared_text ping = make_shared_text(serialize_ping());
-    return ping;
-}
-
 std::string peer_of(const net::ip::tcp::socket& socket) {
     boost::system::error_code ec;
     const auto ep = socket.remote_endpoint(ec);
@@ -140,8 +135,9 @@ void websocket_session::on_snapshot(history_reader::snapshot_result result) {
         close(4003, "bid closed");
         return;
     }
-    send(make_shared_text(since_ ? serialize_initial_state(snap.info, snap.entries, *since_, snap.truncated)
-                                 : serialize_initial_state(snap.info, snap.entries)));
+    const auto now = ctx_->clock.now();
+    send(make_shared_text(since_ ? serialize_initial_state(snap.info, snap.entries, *since_, snap.truncated, now)
+                                 : serialize_initial_state(snap.info, snap.entries, now)));
     apply(feed_.start(snap.info.last_seq));
     report_lag(clock::now());
     touch();
@@ -532,7 +528,8 @@ void websocket_session::on_heartbeat(error_code_t ec) {
         return;
     }
     if (now >= next_ping_) {
-        send(ping_message());
+        // Each ping carries the server's time (the clients' clock offset), so it is made per send.
+        send(make_shared_text(serialize_ping(ctx_->clock.now())));
         next_ping_ = std::max(next_ping_ + ctx_->cfg.heartbeat_interval, now);
     }
     if (phase_ == phase::live) {

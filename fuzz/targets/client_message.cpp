@@ -61,7 +61,11 @@ void check(const client_message& message, bool name_from_token, std::string_view
     fuzz_check(price != nullptr && parse_price(price->text).value == bid->price, "the price is not the member's",
                input);
     if (reachable && !name_from_token) {
-        const history_entry entry{seq_t{7}, bid->name, bid->price, "2026-11-25T14:00:01.456Z"};
+        history_entry entry;
+        entry.seq = seq_t{7};
+        entry.bidder = bid->name;
+        entry.price = bid->price;
+        entry.added_at = "2026-11-25T14:00:01.456Z";
         const auto new_bid = serialize_new_bid(auction_id{1}, entry);
         check_reply(new_bid, "new_bid is not JSON");
         fuzz_check(nlohmann::json::parse(new_bid).at("bidder") == bid->name, "new_bid changed the name", new_bid);

@@ -6,6 +6,7 @@
 #include <bidding/auction.hpp>
 #include <bidding/bid_rule.hpp>
 #include <bidding/protocol.hpp>
+#include <bidding/timestamp.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -52,6 +53,7 @@ struct bid_outcome {
     history_entry entry;        // the stored row, when accepted
     seq_t prev_seq{0};          // the auction's accepted bid before it, when accepted
     cents current_price{0};     // the price the bid had to beat, when too low
+    cents min_price{0};         // the smallest price it would have taken, when too low
 };
 
 // What place_bids learned. A transaction whose COMMIT was cut is "in doubt" until the server
@@ -86,6 +88,26 @@ struct close_result {
     bool was_open{false};
     cents final_price{0};
     std::optional<std::string> winner;
+};
+
+// create_auction refused the end time: not after the database's now, or past
+// max_auction_duration from it. Nothing was stored.
+class end_time_refused : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// One auction the closer found ended and closed (close_ended_auctions).
+struct ended_auction {
+    auction_id id;
+    close_result result;
+    std::string announcement;  // the text announced with the close
+};
+
+struct ended_sweep {
+    std::vector<ended_auction> closed;
+    // The database's clock minus this process's system clock, measured around one round trip.
+    std::chrono::milliseconds clock_offset{0};
 };
 
 class auction_store {
@@ -133,17 +155,22 @@ public:
     // What became of a transaction whose COMMIT was in doubt.
     virtual commit_status transaction_status(std::int64_t txid) = 0;
 
-    virtual auction create_auction(const std::string& name, cents initial_price) = 0;
+    // Throws end_time_refused when the end is not in the future by the database's clock.
+    virtual auction create_auction(const new_auction& spec) = 0;
     // Closes it and, in the same transaction, announces it to every pod with the text that
     // `announcement` makes of the result (see auction_closing: the one caller).
-    using close_announcement = std::function<std::string(const close_result&)>;
+    using close_announcement = std::function<std::string(auction_id, const close_result&)>;
     virtual close_result close_auction(auction_id id, const close_announcement& announcement) = 0;
+    // Closes, each once and announced as close_auction does, at most `limit` open auctions whose
+    // end has passed by the database's clock. Two processes sweeping at once never close one
+    // auction twice.
+    virtual ended_sweep close_ended_auctions(const close_announcement& announcement, std::size_t limit) = 0;
     virtual std::vector<auction> list_auctions() = 0;
     // Ordered by id; `status` filters when given.
     virtual auction_page list_auctions(std::optional<auction_status> status, std::size_t limit,
                                        std::size_t offset) = 0;
     virtual std::optional<auction> find_auction(auction_id id) = 0;
-    // The Django app's seed rows, idempotent.
+    // The Django app's seed rows (idempotent), and the timed demo auction, restarted each time.
     virtual void seed() = 0;
     // Opens the connection now (startup checks); throws store_unavailable.
     virtual void connect() = 0;

@@ -68,6 +68,9 @@ struct config {
     std::size_t db_queue_limit{4096};                // database jobs waiting for a pool thread
     std::chrono::milliseconds redis_timeout{2'000};  // a Redis reply (or a ping's) later than this: connection lost
     std::chrono::milliseconds fanout_max_lag{500};   // most clients of an auction this late: its bids are refused
+    // How often each pod looks for timed auctions past their end (docs/timed-auctions.md): a close
+    // is committed within this plus one transaction of the end.
+    std::chrono::milliseconds close_check_interval{250};
 
     // Hostile clients (docs/security.md).
     std::size_t max_connections{0};           // WebSocket connections of this pod; 0: the open-files limit - 256

@@ -33,7 +33,4 @@ struct jwt_result {
 // `now_seconds` (Unix time).
 jwt_result verify_jwt(std::string_view token, std::string_view key, std::int64_t now_seconds);
 
-// "30s", "15m", "1h", "7d" -> seconds; nullopt for anything else (or 0, or over a year).
-std::optional<std::int64_t> parse_duration(std::string_view text);
-
 }  // namespace bidding

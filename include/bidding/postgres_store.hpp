@@ -31,6 +31,10 @@ struct store_options {
     std::atomic<std::uint64_t>* reconnects{nullptr};  // counts connections opened after the first
 };
 
+// The timed demo auction that every seed restarts: open for demo_duration from the seed.
+inline constexpr const char* demo_auction_name = "Pocket Watch";
+inline constexpr std::chrono::seconds demo_duration{600};
+
 // The NOTIFY channel on which a closed auction is announced, committed with the close itself.
 inline constexpr const char* auction_closed_channel = "bidding_auction_closed";
 
@@ -59,9 +63,11 @@ public:
                                            clock::time_point resolve_until) override;
     // txid_status, asked on a connection of its own.
     commit_status transaction_status(std::int64_t txid) override;
-    auction create_auction(const std::string& name, cents initial_price) override;
+    auction create_auction(const new_auction& spec) override;
     // The announcement is a NOTIFY on auction_closed_channel, committed with the close.
     close_result close_auction(auction_id id, const close_announcement& announcement) override;
+    // One read of the clock and of whether anything is due; a transaction only when something is.
+    ended_sweep close_ended_auctions(const close_announcement& announcement, std::size_t limit) override;
     std::vector<auction> list_auctions() override;
     auction_page list_auctions(std::optional<auction_status> status, std::size_t limit, std::size_t offset) override;
     std::optional<auction> find_auction(auction_id id) override;

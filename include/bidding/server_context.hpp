@@ -2,6 +2,7 @@
 // What every connection needs from the process: configuration and the shared services.
 #include <bidding/config.hpp>
 #include <bidding/metrics.hpp>
+#include <bidding/server_clock.hpp>
 
 #include <atomic>
 #include <functional>
@@ -31,6 +32,8 @@ struct server_context {
     // MAX_CONNECTIONS and MAX_CONNECTIONS_PER_IP: each websocket_session holds a lease.
     std::shared_ptr<connection_limits> limits{};
     std::atomic<bool> draining{false};
+    // server_time for the clients' countdowns (the auction closer keeps it in step with Postgres).
+    server_clock clock{};
 };
 
 }  // namespace bidding

@@ -54,8 +54,10 @@ TEST(ConfigVariables, EveryDeclaredVariableIsAcceptedWithAValidValue) {
                            {"REDIS_CHANNEL_PREFIX", "bids:prod:"}, {"REDIS_PASSWORD", "pw"},
                            {"FANOUT_MAX_LAG", "0.25"}, {"MAX_CONNECTIONS", "1000"},
                            {"MAX_CONNECTIONS_PER_IP", "10"}, {"TRUSTED_PROXIES", "10.0.0.0/8, fd00::/8"},
-                           {"HTTP_HEADER_TIMEOUT", "5"}, {"WS_HANDSHAKE_TIMEOUT", "5"}};
+                           {"HTTP_HEADER_TIMEOUT", "5"}, {"WS_HANDSHAKE_TIMEOUT", "5"},
+                           {"CLOSE_CHECK_INTERVAL", "0.1"}};
     EXPECT_NO_THROW(load_config(valid));
+    EXPECT_EQ(load_config(valid).close_check_interval, std::chrono::milliseconds{100});
     for (const auto name : config_variables()) {
         EXPECT_TRUE(valid.count(std::string(name)) == 1) << name << " is declared but this test does not set it";
     }

@@ -42,6 +42,28 @@ public:
         return a;
     }
 
+    // A timed auction (docs/timed-auctions.md), judged by this database's clock (set_now).
+    auction add_timed_auction(std::string name, cents initial_price, auction_terms terms) {
+        auto a = add_auction(std::move(name), initial_price);
+        std::lock_guard lock(mutex_);
+        auctions_.at(a.id).info.terms = terms;
+        return auctions_.at(a.id).info;
+    }
+    // The database's clock: what decides bids and ends.
+    void set_now(timestamp now) {
+        std::lock_guard lock(mutex_);
+        now_ = now;
+    }
+    auction info(auction_id id) {
+        std::lock_guard lock(mutex_);
+        return auctions_.at(id).info;
+    }
+    // How many times each auction was closed while open (a second close would be a defect).
+    int closes(auction_id id) {
+        std::lock_guard lock(mutex_);
+        return closes_[id];
+    }
+
     void set_fault(fault f) {
         {
             std::lock_guard lock(mutex_);
@@ -104,6 +126,8 @@ private:
     auction_id next_id_{1};
     seq_t next_seq_{1};
     std::int64_t next_txid_{1000};
+    timestamp now_{std::chrono::milliseconds{1'796'000'000'000}};
+    std::map<auction_id, int> closes_;
     std::atomic<int> place_calls_{0};
     std::atomic<int> snapshot_calls_{0};
     std::atomic<std::size_t> largest_batch_{0};
@@ -181,11 +205,19 @@ public:
         auto next_seq = db_->next_seq_;
         for (const auto& b : bids) {
             bid_outcome o;
-            o.verdict = judge_bid(info.status, info.current_price, b.price);
+            const auto decision = judge_bid(info.status, info.terms, info.current_price, b.price, db_->now_);
+            o.verdict = decision.verdict;
             o.current_price = info.current_price;
+            o.min_price = min_price(info.current_price, info.terms.min_increment);
             if (o.verdict == bid_verdict::accepted) {
                 o.prev_seq = info.last_seq;
-                o.entry = history_entry{next_seq, b.name, b.price, "2026-12-02T10:00:00.000Z"};
+                info.terms.ends_at = decision.ends_at;
+                o.entry.seq = next_seq;
+                o.entry.bidder = b.name;
+                o.entry.price = b.price;
+                o.entry.added_at = format_timestamp(db_->now_);
+                o.entry.ends_at = decision.ends_at;
+                o.entry.min_increment = info.terms.min_increment;
                 next_seq = seq_t{next_seq.value() + 1};
                 history.push_back(o.entry);
                 info.current_price = b.price;
@@ -213,26 +245,42 @@ public:
         return it == db_->txids_.end() ? commit_status::unknown : it->second;
     }
 
-    auction create_auction(const std::string& name, cents initial_price) override {
+    auction create_auction(const new_auction& spec) override {
+        timestamp now;
         {
             auto lock = enter();
+            now = db_->now_;
         }
-        return db_->add_auction(name, initial_price);
+        auction_terms terms{spec.ends_at, spec.extend_window, spec.extend_by, spec.min_increment};
+        if (spec.duration) {
+            terms.ends_at = now + *spec.duration;
+        }
+        if (terms.ends_at && *terms.ends_at <= now) {
+            throw end_time_refused("fake: the end has passed");
+        }
+        return db_->add_timed_auction(spec.name, spec.initial_price, terms);
     }
 
     close_result close_auction(auction_id id, const close_announcement& announcement) override {
         auto lock = enter();
-        close_result r;
-        const auto it = db_->auctions_.find(id);
-        if (it != db_->auctions_.end()) {
-            r.found = true;
-            r.was_open = it->second.info.status == auction_status::open;
-            it->second.info.status = auction_status::closed;
-            r.final_price = it->second.info.current_price;
-            r.winner = it->second.info.leader;
-            announcement(r);  // as postgres_store: the NOTIFY's text is made once the close is known
+        return close_locked(id, announcement);
+    }
+
+    ended_sweep close_ended_auctions(const close_announcement& announcement, std::size_t limit) override {
+        auto lock = enter();
+        ended_sweep sweep;
+        for (auto& [id, a] : db_->auctions_) {
+            if (sweep.closed.size() < limit && a.info.status == auction_status::open && a.info.terms.ends_at &&
+                *a.info.terms.ends_at <= db_->now_) {
+                ended_auction e{id, {}, {}};
+                e.result = close_locked(id, [&](auction_id i, const close_result& r) {
+                    e.announcement = announcement(i, r);
+                    return e.announcement;
+                });
+                sweep.closed.push_back(std::move(e));
+            }
         }
-        return r;
+        return sweep;
     }
 
     std::vector<auction> list_auctions() override { return list_auctions(std::nullopt, 1000, 0).items; }
@@ -258,6 +306,24 @@ public:
     }
 
     void seed() override {}
+
+private:
+    close_result close_locked(auction_id id, const close_announcement& announcement) {
+        close_result r;
+        const auto it = db_->auctions_.find(id);
+        if (it != db_->auctions_.end()) {
+            r.found = true;
+            r.was_open = it->second.info.status == auction_status::open;
+            it->second.info.status = auction_status::closed;
+            r.final_price = it->second.info.current_price;
+            r.winner = it->second.info.leader;
+            db_->closes_[id] += r.was_open ? 1 : 0;
+            announcement(id, r);  // as postgres_store: the NOTIFY's text is made once the close is known
+        }
+        return r;
+    }
+
+public:
     void connect() override { auto lock = enter(); }
     std::uint64_t connection_failures() const override { return failures_; }
 

@@ -26,7 +26,7 @@ struct fuzz_target {
 const fuzz_target targets[] = {
     {"price", price_one},     {"client_message", client_message_one}, {"config", config_one},
     {"url", url_one},         {"http_request", http_request_one},     {"bus_message", bus_message_one},
-    {"ws_frames", ws_frames_one},
+    {"ws_frames", ws_frames_one}, {"timed_auction", timed_auction_one},
 };
 
 // gtest and ctest name each test by its target.

@@ -46,15 +46,5 @@ TEST(Jwt, RefusesWrongKeyExpiredNoExpiryAndOtherAlgorithms) {
     EXPECT_EQ(verify_jwt("not a token", key, 1).error, jwt_error::malformed);
 }
 
-TEST(ParseDuration, AcceptsSecondsMinutesHoursDays) {
-    EXPECT_EQ(parse_duration("30s"), 30);
-    EXPECT_EQ(parse_duration("15m"), 900);
-    EXPECT_EQ(parse_duration("1h"), 3600);
-    EXPECT_EQ(parse_duration("7d"), 604800);
-    for (const char* bad : {"", "h", "0h", "-1h", "1.5h", "1w", "10", "400d"}) {
-        EXPECT_FALSE(parse_duration(bad).has_value()) << bad;
-    }
-}
-
 }  // namespace
 }  // namespace bidding

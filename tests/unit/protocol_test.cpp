@@ -267,8 +267,16 @@ TEST(ParseClientMessage, InvalidPrice) {
 // ---- serializers ---------------------------------------------------------------------
 
 history_entry entry(std::int64_t seq, std::string bidder, std::int64_t price_cents, std::string at) {
-    return history_entry{seq_t{seq}, std::move(bidder), cents{price_cents}, std::move(at)};
+    history_entry e;
+    e.seq = seq_t{seq};
+    e.bidder = std::move(bidder);
+    e.price = cents{price_cents};
+    e.added_at = std::move(at);
+    return e;
 }
+
+// 2026-12-02T17:00:00.000Z
+const timestamp five_pm{std::chrono::sys_days{std::chrono::year{2026} / 12 / 2} + std::chrono::hours{17}};
 
 TEST(Serialize, InitialState) {
     auction a;
@@ -280,16 +288,37 @@ TEST(Serialize, InitialState) {
     a.last_seq = seq_t{42};
     const std::vector<history_entry> history{entry(42, "bk", 12366, "2026-11-25T14:00:00.123Z"),
                                              entry(41, "Zoë", 12000, "2026-11-25T13:59:00.000Z")};
-    EXPECT_EQ(serialize_initial_state(a, history),
+    EXPECT_EQ(serialize_initial_state(a, history, five_pm),
               R"({"type":"initial_state","bid":{"id":1,"name":"Vintage Camera","status":"open",)"
-              R"("initial_price":"100.00","current_price":"123.66","last_seq":42},"data":[)"
+              R"("initial_price":"100.00","current_price":"123.66","last_seq":42,"ends_at":null,)"
+              R"("extend_window":null,"extend_by":null,"min_increment":"0.01","min_price":"123.67"},"data":[)"
               R"({"seq":42,"bidder":"bk","price":"123.66","added_at":"2026-11-25T14:00:00.123Z"},)"
-              R"({"seq":41,"bidder":"Zoë","price":"120.00","added_at":"2026-11-25T13:59:00.000Z"}]})");
+              R"({"seq":41,"bidder":"Zoë","price":"120.00","added_at":"2026-11-25T13:59:00.000Z"}],)"
+              R"("server_time":"2026-12-02T17:00:00.000Z"})");
     a.status = auction_status::closed;
     a.last_seq = seq_t{0};
-    EXPECT_EQ(serialize_initial_state(a, {}),
+    EXPECT_EQ(serialize_initial_state(a, {}, five_pm + std::chrono::milliseconds{7}),
               R"({"type":"initial_state","bid":{"id":1,"name":"Vintage Camera","status":"closed",)"
-              R"("initial_price":"100.00","current_price":"123.66","last_seq":0},"data":[]})");
+              R"("initial_price":"100.00","current_price":"123.66","last_seq":0,"ends_at":null,)"
+              R"("extend_window":null,"extend_by":null,"min_increment":"0.01","min_price":"123.67"},"data":[],)"
+              R"("server_time":"2026-12-02T17:00:00.007Z"})");
+}
+
+TEST(Serialize, TimedAuctionObject) {
+    auction a;
+    a.id = auction_id{4};
+    a.name = "Pocket Watch";
+    a.initial_price = cents{5000};
+    a.current_price = cents{6000};
+    a.terms.ends_at = five_pm + std::chrono::minutes{10} + std::chrono::milliseconds{5};
+    a.terms.extend_window = std::chrono::seconds{120};
+    a.terms.extend_by = std::chrono::seconds{90};
+    a.terms.min_increment = cents{100};
+    EXPECT_EQ(auction_object(a).dump(),
+              R"({"id":4,"name":"Pocket Watch","status":"open","initial_price":"50.00","current_price":"60.00",)"
+              R"("last_seq":0,"ends_at":"2026-12-02T17:10:00.005Z","extend_window":120,"extend_by":90,)"
+              R"("min_increment":"1.00","min_price":"61.00"})")
+        << "a client needs the end, the soft-close rule and the smallest acceptable next bid";
 }
 
 TEST(Serialize, InitialStateSinceCarriesSinceAndTruncated) {
@@ -301,13 +330,15 @@ TEST(Serialize, InitialStateSinceCarriesSinceAndTruncated) {
     a.last_seq = seq_t{9};
     const std::vector<history_entry> oldest_first{entry(7, "a", 20050, "2026-11-25T14:00:00.000Z"),
                                                   entry(9, "b", 20100, "2026-11-25T14:00:01.000Z")};
-    EXPECT_EQ(serialize_initial_state(a, oldest_first, seq_t{5}, false),
+    EXPECT_EQ(serialize_initial_state(a, oldest_first, seq_t{5}, false, five_pm),
               R"({"type":"initial_state","bid":{"id":2,"name":"Antique Vase","status":"open",)"
-              R"("initial_price":"200.00","current_price":"201.00","last_seq":9},"data":[)"
+              R"("initial_price":"200.00","current_price":"201.00","last_seq":9,"ends_at":null,)"
+              R"("extend_window":null,"extend_by":null,"min_increment":"0.01","min_price":"201.01"},"data":[)"
               R"({"seq":7,"bidder":"a","price":"200.50","added_at":"2026-11-25T14:00:00.000Z"},)"
-              R"({"seq":9,"bidder":"b","price":"201.00","added_at":"2026-11-25T14:00:01.000Z"}],"since":5})")
+              R"({"seq":9,"bidder":"b","price":"201.00","added_at":"2026-11-25T14:00:01.000Z"}],"since":5,)"
+              R"("server_time":"2026-12-02T17:00:00.000Z"})")
         << "a reconnecting client needs the entries after its seq, oldest first, and to know they are";
-    EXPECT_NE(serialize_initial_state(a, oldest_first, seq_t{0}, true).find(R"("since":0,"truncated":true})"),
+    EXPECT_NE(serialize_initial_state(a, oldest_first, seq_t{0}, true, five_pm).find(R"("since":0,"truncated":true,)"),
               std::string::npos)
         << "a client that missed more than HISTORY_LIMIT must be told";
 }
@@ -315,14 +346,24 @@ TEST(Serialize, InitialStateSinceCarriesSinceAndTruncated) {
 TEST(Serialize, NewBid) {
     EXPECT_EQ(serialize_new_bid(auction_id{1}, entry(43, "bk", 12367, "2026-11-25T14:00:01.000Z")),
               R"({"type":"new_bid","bid_id":1,"seq":43,"bidder":"bk","price":"123.67",)"
-              R"("added_at":"2026-11-25T14:00:01.000Z"})");
+              R"("added_at":"2026-11-25T14:00:01.000Z","ends_at":null,"min_increment":"0.01","min_price":"123.68"})");
+    auto extended = entry(44, "ann", 13000, "2026-12-02T16:59:30.000Z");
+    extended.ends_at = five_pm + std::chrono::seconds{90};
+    extended.min_increment = cents{50};
+    EXPECT_EQ(serialize_new_bid(auction_id{1}, extended),
+              R"({"type":"new_bid","bid_id":1,"seq":44,"bidder":"ann","price":"130.00",)"
+              R"("added_at":"2026-12-02T16:59:30.000Z","ends_at":"2026-12-02T17:01:30.000Z","min_increment":"0.50",)"
+              R"("min_price":"130.50"})")
+        << "every client learns an extension from the new_bid that caused it";
 }
 
 TEST(Serialize, EscapesStrings) {
     EXPECT_EQ(serialize_new_bid(auction_id{1}, entry(1, "a\"b\\c/é", 1, "t")),
-              R"({"type":"new_bid","bid_id":1,"seq":1,"bidder":"a\"b\\c/é","price":"0.01","added_at":"t"})");
+              R"({"type":"new_bid","bid_id":1,"seq":1,"bidder":"a\"b\\c/é","price":"0.01","added_at":"t","ends_at":null,)"
+              R"("min_increment":"0.01","min_price":"0.02"})");
     EXPECT_EQ(serialize_new_bid(auction_id{1}, entry(1, std::string("x\x01y"), 1, "t")),
-              R"({"type":"new_bid","bid_id":1,"seq":1,"bidder":"x\u0001y","price":"0.01","added_at":"t"})");
+              R"({"type":"new_bid","bid_id":1,"seq":1,"bidder":"x\u0001y","price":"0.01","added_at":"t","ends_at":null,)"
+              R"("min_increment":"0.01","min_price":"0.02"})");
     EXPECT_NO_THROW(serialize_new_bid(auction_id{1}, entry(1, "bad\xff", 1, "t"))) << "invalid UTF-8 must not throw";
 }
 
@@ -334,10 +375,10 @@ TEST(Serialize, BidAccepted) {
 }
 
 TEST(Serialize, Error) {
-    EXPECT_EQ(serialize_error(error_code::price_too_low, price_too_low_message(cents{12366}), std::nullopt,
-                              cents{12366}),
-              R"({"type":"error","code":"price_too_low","message":"Bid must be higher than 123.66",)"
-              R"("ref":null,"current_price":"123.66"})");
+    EXPECT_EQ(serialize_error(error_code::price_too_low, price_too_low_message(cents{12367}), std::nullopt,
+                              cents{12366}, cents{12367}),
+              R"({"type":"error","code":"price_too_low","message":"Bid must be at least 123.67",)"
+              R"("ref":null,"current_price":"123.66","min_price":"123.67"})");
     EXPECT_EQ(serialize_error(error_code::invalid_json, "message is not valid JSON", "r9"),
               R"({"type":"error","code":"invalid_json","message":"message is not valid JSON","ref":"r9"})");
 }
@@ -354,7 +395,7 @@ TEST(Serialize, ErrorCodeNames) {
 }
 
 TEST(Serialize, PingClosedShutdown) {
-    EXPECT_EQ(serialize_ping(), R"({"type":"ping"})");
+    EXPECT_EQ(serialize_ping(five_pm), R"({"type":"ping","server_time":"2026-12-02T17:00:00.000Z"})");
     EXPECT_EQ(serialize_bid_closed(auction_id{1}, cents{12367}, "bk"),
               R"({"type":"bid_closed","bid_id":1,"final_price":"123.67","winner":"bk"})");
     EXPECT_EQ(serialize_bid_closed(auction_id{2}, cents{10000}, std::nullopt),
@@ -363,8 +404,8 @@ TEST(Serialize, PingClosedShutdown) {
 }
 
 TEST(PriceTooLowMessage, UsesTwoDecimals) {
-    EXPECT_EQ(price_too_low_message(cents{12366}), "Bid must be higher than 123.66");
-    EXPECT_EQ(price_too_low_message(cents{10000}), "Bid must be higher than 100.00");
+    EXPECT_EQ(price_too_low_message(cents{12367}), "Bid must be at least 123.67");
+    EXPECT_EQ(price_too_low_message(cents{10000}), "Bid must be at least 100.00");
 }
 
 }  // namespace
