@@ -313,7 +313,7 @@ void bid_service::answer(auction_id id, batch& b, placement result) {
                 break;
             case bid_verdict::price_too_low:
                 stats_.bid_rejected(error_code::price_too_low);
-                reply = serialize_error(error_code::price_too_low, price_too_low_message(o.min_price), req.ref,
+                reply = serialize_error(error_code::price_too_low, price_too_low_message(o.current_price, o.min_price), req.ref,
                                         o.current_price, o.min_price);
                 break;
             case bid_verdict::closed:

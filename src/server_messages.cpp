@@ -134,6 +134,12 @@ std::string serialize_bid_closed(auction_id id, cents final_price, const std::op
 
 std::string serialize_server_shutdown() { return R"({"type":"server_shutdown","reconnect":true})"; }
 
-std::string price_too_low_message(cents least_price) { return "Bid must be at least " + format_cents(least_price); }
+std::string price_too_low_message(cents current_price, cents least_price) {
+    // The default increment keeps the words clients of the Django application know.
+    if (least_price == current_price + cents{1}) {
+        return "Bid must be higher than " + format_cents(current_price);
+    }
+    return "Bid must be at least " + format_cents(least_price);
+}
 
 }  // namespace bidding

@@ -36,7 +36,7 @@ std::string serialize_ping(timestamp server_time);
 std::string serialize_bid_closed(auction_id id, cents final_price, const std::optional<std::string>& winner);
 std::string serialize_server_shutdown();
 
-// "Bid must be at least 123.67"
-std::string price_too_low_message(cents least_price);
+// "Bid must be higher than 123.66" (the increment is 0.01), else "Bid must be at least 124.66".
+std::string price_too_low_message(cents current_price, cents least_price);
 
 }  // namespace bidding

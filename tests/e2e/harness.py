@@ -791,9 +791,15 @@ async def recv_json(ws, timeout: float = 5.0, skip_pings: bool = True, what: str
                                  f"{ws.close_reason!r}) while the client waited for {what}") from closed
         assert isinstance(raw, str), f"the server sent a binary frame instead of a JSON text message: {raw!r}"
         message = json.loads(raw)
-        if skip_pings and message == {"type": "ping"}:
+        if skip_pings and is_ping(message):
             continue
         return message
+
+
+def is_ping(message: Any) -> bool:
+    """The heartbeat: {"type":"ping","server_time":"...Z"} and nothing else."""
+    return (isinstance(message, dict) and message.get("type") == "ping"
+            and set(message) <= {"type", "server_time"})
 
 
 async def recv_until_closed(ws, timeout: float = 5.0) -> tuple[list[dict], int | None, str | None]:
@@ -805,7 +811,7 @@ async def recv_until_closed(ws, timeout: float = 5.0) -> tuple[list[dict], int |
         try:
             async for raw in ws:
                 message = json.loads(raw) if isinstance(raw, str) else {"binary": raw}
-                if message != {"type": "ping"}:
+                if not is_ping(message):
                     messages.append(message)
         except websockets.exceptions.ConnectionClosed:
             pass
@@ -921,7 +927,7 @@ class WsClient:
         try:
             async for raw in self.ws:
                 message = json.loads(raw) if isinstance(raw, str) else {"binary": raw}
-                if message == {"type": "ping"}:
+                if is_ping(message):
                     continue
                 self.messages.append(message)
                 self.arrival[id(message)] = time.monotonic()

@@ -22,7 +22,8 @@ import harness
 from harness import TEST_SECRET_KEY, http_request, initial_state, recv_json, recv_until_closed, run_async, ws_connect
 
 AUTH_ENV = {"SECRET_KEY": TEST_SECRET_KEY, "AUTH_REQUIRED": "false"}
-AUCTION_KEYS = {"id", "name", "status", "initial_price", "current_price", "last_seq", "leader", "winner", "created_at"}
+AUCTION_KEYS = {"id", "name", "status", "initial_price", "current_price", "last_seq", "ends_at", "extend_window",
+                "extend_by", "min_increment", "min_price", "leader", "winner", "created_at"}
 ENTRY_KEYS = {"seq", "bidder", "price", "added_at"}
 ISO_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
 
@@ -123,7 +124,8 @@ def test_get_a_seeded_auction(api):
     auction = get_auction(api, 1)
     assert {k: v for k, v in auction.items() if k != "created_at"} == {
         "id": 1, "name": "Vintage Camera", "status": "open", "initial_price": "100.00", "current_price": "100.00",
-        "last_seq": 0, "leader": None, "winner": None}, (
+        "last_seq": 0, "ends_at": None, "extend_window": None, "extend_by": None, "min_increment": "0.01",
+        "min_price": "100.01", "leader": None, "winner": None}, (
         f"an API user must see auction 1 as seeded (open, no bids, no leader): {auction}")
     closed = get_auction(api, 3)
     assert (closed["name"], closed["status"], closed["initial_price"], closed["leader"], closed["winner"]) == (
@@ -269,6 +271,7 @@ def test_create_an_auction(api, api_db, admin):
     auction = check_auction(expect_json(reply, 201, "POST /api/bids"), "the created auction")
     assert {k: v for k, v in auction.items() if k not in ("id", "created_at")} == {
         "name": "Lamp", "status": "open", "initial_price": "25.00", "current_price": "25.00", "last_seq": 0,
+        "ends_at": None, "extend_window": None, "extend_by": None, "min_increment": "0.01", "min_price": "25.01",
         "leader": None, "winner": None}, f"a new auction is open at its initial price, with no bids: {auction}"
     assert reply.headers.get("Location") == f"/api/bids/{auction['id']}", (
         f"201 must carry Location: /api/bids/{{id}} so the client can find what it made, got {reply.headers.get('Location')!r}")

@@ -13,6 +13,7 @@ SEEDED = [
     (1, "Vintage Camera", "100.00", "open"),
     (2, "Antique Vase", "200.00", "open"),
     (3, "Rare Book", "150.00", "closed"),
+    (4, "Pocket Watch", "50.00", "open"),  # the timed demo, restarted by every seed
 ]
 
 # (column, data_type, character_maximum_length, numeric_precision, numeric_scale, is_identity)
@@ -132,10 +133,10 @@ def test_concurrent_migrates_on_a_fresh_database_both_succeed(postgres, round_):
 
 # --------------------------------------------------------------------------- seed and bid create
 
-def test_seed_twice_inserts_exactly_the_three_auctions(fresh_db):
+def test_seed_twice_inserts_exactly_the_demo_auctions(fresh_db):
     run_cli_ok("migrate", database_url=fresh_db.url)
     run_cli_ok("seed", database_url=fresh_db.url)
-    assert bids(fresh_db) == SEEDED, "seed must insert Vintage Camera, Antique Vase and the closed Rare Book"
+    assert bids(fresh_db) == SEEDED, "seed must insert Vintage Camera, Antique Vase, the closed Rare Book and Pocket Watch"
     run_cli_ok("seed", database_url=fresh_db.url)
     assert bids(fresh_db) == SEEDED, "seeding a second time must not add or change auctions"
     assert fresh_db.query("SELECT count(*) FROM bids_bidhistory") == [(0,)], "seed must not invent bids"
@@ -144,14 +145,16 @@ def test_seed_twice_inserts_exactly_the_three_auctions(fresh_db):
 def test_bid_create_after_seed_gets_a_new_id_and_prints_one_json_line(fresh_db):
     harness.migrate_and_seed(fresh_db)
     lamp = harness.create_auction(fresh_db, "Brass Lamp")
-    assert lamp["id"] >= 4, f"bid create after seed must not reuse the seeded ids 1-3, got {lamp}"
+    assert lamp["id"] >= 5, f"bid create after seed must not reuse the seeded ids 1-4, got {lamp}"
     assert lamp == {"id": lamp["id"], "name": "Brass Lamp", "status": "open", "initial_price": "100.00",
-                    "current_price": "100.00", "last_seq": 0}, f"bid create printed an unexpected auction: {lamp}"
+                    "current_price": "100.00", "last_seq": 0, "ends_at": None, "extend_window": None,
+                    "extend_by": None, "min_increment": "0.01", "min_price": "100.01"}, (
+        f"bid create printed an unexpected auction: {lamp}")
     clock = harness.create_auction(fresh_db, "Cuckoo Clock", initial_price="12.5")
     assert clock["id"] > lamp["id"], f"each bid create must get a new id: {lamp['id']} then {clock['id']}"
     assert clock["initial_price"] == "12.50" and clock["current_price"] == "12.50", (
         f"--initial-price 12.5 must be stored and shown as 12.50, got {clock}")
-    stored = fresh_db.query("SELECT id, name, initial_price::text, status FROM bids_bid WHERE id >= 4 ORDER BY id")
+    stored = fresh_db.query("SELECT id, name, initial_price::text, status FROM bids_bid WHERE id >= 5 ORDER BY id")
     assert stored == [(lamp["id"], "Brass Lamp", "100.00", "open"), (clock["id"], "Cuckoo Clock", "12.50", "open")]
 
 
@@ -215,7 +218,9 @@ def test_migrate_adopts_existing_django_tables_and_keeps_their_data(fresh_db, st
         async with harness.ws_connect(server.ws_url(bid_id)) as ws:
             state = await harness.initial_state(ws)
             assert state["bid"] == {"id": bid_id, "name": "Old Lamp", "status": "open", "initial_price": "50.00",
-                                    "current_price": "75.00", "last_seq": seq}, (
+                                    "current_price": "75.00", "last_seq": seq, "ends_at": None, "extend_window": None,
+                                    "extend_by": None, "min_increment": "0.01",
+                                    "min_price": "75.01"}, (
                 f"an auction from the Django tables must show its stored state, got {state['bid']}")
             assert state["data"] == [{"seq": seq, "bidder": "zed", "price": "75.00",
                                       "added_at": "2025-01-02T03:04:05.678Z"}], (

@@ -52,7 +52,7 @@ async def client(url: str, duration: float, answer: str | None = None, bids: lis
         try:
             async for raw in ws:
                 message = json.loads(raw)
-                if message == {"type": "ping"}:
+                if harness.is_ping(message):
                     outcome.pings += 1
                     if answer is not None:
                         await ws.send(answer)

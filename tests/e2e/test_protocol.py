@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from decimal import Decimal
 
 import pytest
 
@@ -24,7 +25,8 @@ def check_entry(entry: dict) -> None:
 
 
 def check_new_bid(message: dict, bid_id: int, bidder: str, price: str) -> None:
-    assert set(message) == {"type", "bid_id", "seq", "bidder", "price", "added_at"}, f"new_bid has an unexpected shape: {message}"
+    assert set(message) == {"type", "bid_id", "seq", "bidder", "price", "added_at", "ends_at", "min_increment",
+                            "min_price"}, f"new_bid has an unexpected shape: {message}"
     assert (message["type"], message["bid_id"], message["bidder"], message["price"]) == ("new_bid", bid_id, bidder, price), (
         f"new_bid must announce {bidder} at {price} on auction {bid_id}, got {message}")
     assert isinstance(message["seq"], int) and message["seq"] > 0, f"new_bid.seq must be a positive integer: {message}"
@@ -49,9 +51,13 @@ def test_initial_state_of_a_seeded_auction_without_bids(module_server, bid_id, n
             return await initial_state(ws)
 
     state = run_async(scenario())
-    assert set(state) == {"type", "bid", "data"}, f"initial_state has exactly type, bid, data: {state}"
+    assert set(state) == {"type", "bid", "data", "server_time"}, f"initial_state has exactly type, bid, data, server_time: {state}"
+    assert harness.ISO_MILLIS_Z.match(state["server_time"]), f"server_time must be ISO 8601 UTC ms Z: {state}"
+    min_price = f"{Decimal(price) + Decimal('0.01'):.2f}"
     assert state["bid"] == {"id": bid_id, "name": name, "status": "open", "initial_price": price,
-                            "current_price": price, "last_seq": 0}, f"initial_state.bid is wrong for auction {bid_id}: {state['bid']}"
+                            "current_price": price, "last_seq": 0, "ends_at": None, "extend_window": None,
+                            "extend_by": None, "min_increment": "0.01",
+                            "min_price": min_price}, f"initial_state.bid is wrong for auction {bid_id}: {state['bid']}"
     assert state["data"] == [], f"an auction without bids has an empty history: {state['data']}"
 
 

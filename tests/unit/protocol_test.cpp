@@ -375,9 +375,9 @@ TEST(Serialize, BidAccepted) {
 }
 
 TEST(Serialize, Error) {
-    EXPECT_EQ(serialize_error(error_code::price_too_low, price_too_low_message(cents{12367}), std::nullopt,
-                              cents{12366}, cents{12367}),
-              R"({"type":"error","code":"price_too_low","message":"Bid must be at least 123.67",)"
+    EXPECT_EQ(serialize_error(error_code::price_too_low, price_too_low_message(cents{12366}, cents{12367}),
+                              std::nullopt, cents{12366}, cents{12367}),
+              R"({"type":"error","code":"price_too_low","message":"Bid must be higher than 123.66",)"
               R"("ref":null,"current_price":"123.66","min_price":"123.67"})");
     EXPECT_EQ(serialize_error(error_code::invalid_json, "message is not valid JSON", "r9"),
               R"({"type":"error","code":"invalid_json","message":"message is not valid JSON","ref":"r9"})");
@@ -404,8 +404,10 @@ TEST(Serialize, PingClosedShutdown) {
 }
 
 TEST(PriceTooLowMessage, UsesTwoDecimals) {
-    EXPECT_EQ(price_too_low_message(cents{12367}), "Bid must be at least 123.67");
-    EXPECT_EQ(price_too_low_message(cents{10000}), "Bid must be at least 100.00");
+    EXPECT_EQ(price_too_low_message(cents{12366}, cents{12367}), "Bid must be higher than 123.66");
+    EXPECT_EQ(price_too_low_message(cents{10000}, cents{10001}), "Bid must be higher than 100.00");
+    EXPECT_EQ(price_too_low_message(cents{10000}, cents{10100}), "Bid must be at least 101.00")
+        << "with a larger increment the message names the smallest acceptable price";
 }
 
 }  // namespace
