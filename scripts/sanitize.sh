@@ -53,6 +53,7 @@ TSAN_E2E=(
     tests/e2e/test_slow_consumers.py
     tests/e2e/test_soak.py
     tests/e2e/test_overload.py
+    tests/e2e/test_timed_auctions.py
 )
 
 status=0
