@@ -262,6 +262,8 @@ void http_session::reply(unsigned status, std::string body, bool keep_alive, std
                          const std::vector<std::pair<std::string, std::string>>& headers) {
     auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(status), 11);
     res->set(http::field::server, "bidding-server");
+    // RFC 9110 asks it of a server with a clock; the list page counts down by it.
+    res->set(http::field::date, format_http_date(ctx_->clock.now()));
     res->set(http::field::content_type, content_type);
     for (const auto& [name, value] : headers) {
         res->set(name, value);

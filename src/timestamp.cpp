@@ -38,6 +38,21 @@ std::string format_timestamp(timestamp t) {
     return buf;
 }
 
+std::string format_http_date(timestamp t) {
+    static constexpr const char* weekdays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static constexpr const char* months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                             "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    const auto day = floor<days>(t);
+    const year_month_day ymd{day};
+    const hh_mm_ss<seconds> tod{floor<seconds>(t - day)};
+    char buf[40];
+    std::snprintf(buf, sizeof buf, "%s, %02u %s %04d %02d:%02d:%02d GMT", weekdays[weekday{day}.c_encoding()],
+                  static_cast<unsigned>(ymd.day()), months[static_cast<unsigned>(ymd.month()) - 1],
+                  static_cast<int>(ymd.year()), static_cast<int>(tod.hours().count()),
+                  static_cast<int>(tod.minutes().count()), static_cast<int>(tod.seconds().count()));
+    return buf;
+}
+
 std::optional<timestamp> parse_timestamp(std::string_view text) {
     const auto y = digits(text, 0, 4), mo = digits(text, 5, 2), d = digits(text, 8, 2);
     const auto h = digits(text, 11, 2), mi = digits(text, 14, 2), s = digits(text, 17, 2);

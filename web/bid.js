@@ -9,6 +9,17 @@
    - A bid is {"type":"bid","name":..,"price":"<decimal text>","ref":..}; its one reply,
      bid_accepted or error, is matched by ref. Errors are explained in plain words next to the form.
    - ping is answered with {"type":"pong"}.
+   - Timed auctions (docs/timed-auctions.md): when the auction has an end (ends_at), a countdown
+     shows the time left, counted with the SERVER's clock: initial_state and every ping carry
+     server_time, and the page keeps offset = server_time - its own clock at receipt, so the
+     countdown is right on a device whose clock is wrong. A new_bid carrying a later ends_at (a soft
+     close extension) moves the countdown at once and says "Extended". At 0 the page shows
+     "Ending…" and keeps the form usable: the server decides (a late bid gets error bid_closed),
+     and its bid_closed message ends it ("Ended", the winner, the final price). The countdown is a
+     role="timer" element, not a live region: only extensions and the end are announced.
+   - The minimum next bid (min_price, from initial_state, new_bid, or a price_too_low error) is
+     shown under the form and as the price field's placeholder; the pre-filled amount is never
+     below it.
    - Close 4003 / bid_closed: the auction is over; shows its winner and disables the form.
      Close 4004: no such auction. Close 4001: the page's ?token= is invalid (or the server wants
      one). Any other close (1012 server shutdown, 1006 network lost, ...): reconnect.
@@ -31,6 +42,9 @@
     var SILENCE_MIN_MS = 150000;      // no message at all (not even a ping) for this long: reconnect
     var FLASH_MS = 1600;
     var MAX_HISTORY_ROWS = 1000;      // a page left open for days keeps only the newest rows
+    var EXTENDED_NOTICE_MS = 20000;   // how long "Extended" stays after an extension
+    var ENDED_SLACK_MS = 1000;        // a close this close to (or after) ends_at is "Ended", not "Closed"
+    var DEFAULT_INCREMENT = '0.01';
 
     function $(id) {
         return document.getElementById(id);
@@ -57,7 +71,13 @@
         history: $('history'),
         historyEmpty: $('history-empty'),
         historySection: $('history').closest('section'),
-        announcer: $('announcer')
+        announcer: $('announcer'),
+        timing: $('timing'),
+        timeLeftLabel: $('time-left-label'),
+        countdown: $('countdown'),
+        endsAt: $('ends-at'),
+        extended: $('extended'),
+        softClose: $('soft-close')
     };
 
     var match = /^\/bid\/([1-9][0-9]{0,18})\/?$/.exec(location.pathname);
@@ -78,6 +98,16 @@
         pending: new Map(),       // ref -> {price, name}
         refCounter: 0,
         priceEdited: false,
+        minPrice: null,           // "123.68": the smallest acceptable next bid (server's min_price)
+        minCents: null,
+        increment: null,          // "1.00": the auction's min_increment
+        endsAt: null,             // ms since the epoch (server's ends_at), null: no end
+        endsAtIso: null,
+        clockOffset: 0,           // server's clock - this device's clock, in ms (from server_time)
+        timingTimer: null,
+        extendedTimer: null,
+        endingAnnounced: false,
+        signedName: null,
         closed: false,
         notFound: false,
         unauthorized: false,
@@ -179,10 +209,188 @@
         if (state.priceEdited && !force) {
             return;
         }
-        var next = B.nextBidCents(state.currentCents);
+        var next = atLeastMin(B.nextBidCents(state.currentCents));
         ui.amount.value = next === null ? '' : B.formatCents(next);
         state.priceEdited = false;
         ui.amount.removeAttribute('aria-invalid');
+    }
+
+    // A suggested amount in cents, raised to the minimum next bid when it is below it; null when no
+    // acceptable amount exists.
+    function atLeastMin(cents) {
+        if (state.minCents === null) {
+            return cents;
+        }
+        if (state.minCents > B.MAX_CENTS) {
+            return null;
+        }
+        return cents === null || cents < state.minCents ? state.minCents : cents;
+    }
+
+    // ------------------------------------------------------------------ the minimum next bid
+
+    // min_price (and min_increment) from the server. `raiseOnly`: keep a higher minimum already
+    // known (a price_too_low reply may be older than a new_bid already shown).
+    function setMinPrice(minPrice, increment, raiseOnly) {
+        var cents = B.parseCents(typeof minPrice === 'string' ? minPrice : '');
+        if (typeof increment === 'string' && B.parseCents(increment) !== null) {
+            state.increment = B.formatCents(B.parseCents(increment));
+        }
+        if (cents === null) {
+            return false;
+        }
+        if (raiseOnly && state.minCents !== null && state.minCents >= cents) {
+            return false;
+        }
+        state.minCents = cents;
+        state.minPrice = B.formatCents(cents);
+        ui.amount.setAttribute('placeholder', state.minPrice);
+        // Informational only: the field is a text field (decimal commas are accepted) and the
+        // server decides.
+        ui.amount.setAttribute('min', state.minPrice);
+        ui.amount.setAttribute('step', state.increment || DEFAULT_INCREMENT);
+        updateHint();
+        return true;
+    }
+
+    function updateHint() {
+        if (state.closed) {
+            return;
+        }
+        var text = state.signedName ? 'You bid as ' + state.signedName + ' (signed in by your link). ' : '';
+        if (state.minPrice !== null) {
+            text += 'Minimum bid: ' + state.minPrice;
+            if (state.increment && state.increment !== DEFAULT_INCREMENT) {
+                text += ' (bids go up by at least ' + state.increment + ')';
+            }
+        } else {
+            text += 'Bid more than the current price.';
+        }
+        B.setText(ui.hint, text);
+    }
+
+    // ------------------------------------------------------------------ end time and countdown
+
+    function serverNow() {
+        return Date.now() + state.clockOffset;
+    }
+
+    // server_time of initial_state or ping: the server's clock when it sent the message.
+    function noteServerTime(iso) {
+        var t = B.parseTime(iso);
+        if (t === null) {
+            return;
+        }
+        state.clockOffset = t - Date.now();
+        if (state.endsAt !== null) {
+            tick();
+        }
+    }
+
+    // The soft-close rule (extend_window, extend_by: seconds), shown when both are set.
+    function setSoftClose(windowSeconds, bySeconds) {
+        if (windowSeconds === undefined && bySeconds === undefined) {
+            return; // not said (an older server): keep what is shown
+        }
+        if (typeof windowSeconds === 'number' && typeof bySeconds === 'number' && windowSeconds > 0 && bySeconds > 0) {
+            B.setText(ui.softClose, 'Soft close: a bid in the last ' + B.formatSpan(windowSeconds)
+                + ' extends the end to ' + B.formatSpan(bySeconds) + ' after that bid.');
+            ui.softClose.hidden = false;
+        } else {
+            ui.softClose.hidden = true;
+        }
+    }
+
+    function showEndsAt(prefix) {
+        while (ui.endsAt.firstChild) {
+            ui.endsAt.removeChild(ui.endsAt.firstChild);
+        }
+        if (state.endsAtIso === null) {
+            return;
+        }
+        ui.endsAt.appendChild(document.createTextNode(prefix + ' '));
+        ui.endsAt.appendChild(el('time', { datetime: state.endsAtIso, text: B.formatTime(state.endsAtIso) }));
+    }
+
+    // ends_at from initial_state.bid, a new_bid, or the HTTP auction object (undefined: an older
+    // server that does not say; null: no end). Returns true when the end moved later while the page
+    // followed the auction (`live`): an extension.
+    function setEndsAt(iso, live) {
+        if (iso === undefined) {
+            return false;
+        }
+        var ms = iso === null ? null : B.parseTime(iso);
+        if (iso !== null && ms === null) {
+            return false;
+        }
+        var previous = state.endsAt;
+        state.endsAt = ms;
+        state.endsAtIso = ms === null ? null : iso;
+        if (ms === null) {
+            clearTimeout(state.timingTimer);
+            state.timingTimer = null;
+            ui.timing.hidden = true;
+            return false;
+        }
+        ui.timing.hidden = false;
+        if (!state.closed) {
+            showEndsAt('Ends at');
+        }
+        var extended = live && previous !== null && ms > previous;
+        if (extended && !state.closed) {
+            B.setText(ui.extended, 'Extended — a late bid moved the end to ' + B.formatTime(iso) + '.');
+            ui.extended.hidden = false;
+            clearTimeout(state.extendedTimer);
+            state.extendedTimer = setTimeout(function () { ui.extended.hidden = true; }, EXTENDED_NOTICE_MS);
+        }
+        if (ms > serverNow()) {
+            state.endingAnnounced = false;
+        }
+        tick();
+        return extended;
+    }
+
+    // Shows the time left, then sleeps until the shown second changes.
+    function tick() {
+        clearTimeout(state.timingTimer);
+        state.timingTimer = null;
+        if (state.endsAt === null || state.closed) {
+            return;
+        }
+        var left = state.endsAt - serverNow();
+        if (left <= 0) {
+            // The server closes the auction (within a second): until its bid_closed, bids still go to
+            // it and it answers them.
+            ui.countdown.dataset.state = 'ending';
+            B.setText(ui.countdown, 'Ending…');
+            if (!state.endingAnnounced) {
+                state.endingAnnounced = true;
+                announce('Time is up: the auction is ending.');
+            }
+            return;
+        }
+        ui.countdown.dataset.state = left <= 60000 ? 'soon' : 'running';
+        B.setText(ui.countdown, B.formatRemaining(left) + ' left');
+        state.timingTimer = setTimeout(tick, (left % 1000 || 1000) + 10);
+    }
+
+    // The auction closed: the countdown says how.
+    function showTimingClosed() {
+        clearTimeout(state.timingTimer);
+        state.timingTimer = null;
+        clearTimeout(state.extendedTimer);
+        ui.extended.hidden = true;
+        ui.softClose.hidden = true;
+        if (state.endsAt === null) {
+            return false;
+        }
+        var ended = state.endsAt <= serverNow() + ENDED_SLACK_MS;
+        ui.timing.hidden = false;
+        B.setText(ui.timeLeftLabel, ended ? 'Auction ended' : 'Auction closed');
+        ui.countdown.dataset.state = 'ended';
+        B.setText(ui.countdown, ended ? 'Ended' : 'Closed');
+        showEndsAt(ended ? 'Ended at' : 'It was due to end at');
+        return ended;
     }
 
     function historyItem(entry) {
@@ -272,6 +480,7 @@
     function onInitialState(msg) {
         var bid = msg.bid || {};
         clearTimeout(state.connectTimer);
+        noteServerTime(msg.server_time);
         state.live = true;
         state.attempt = 0;
         state.quickReconnect = false;
@@ -305,10 +514,16 @@
         if (state.newest && state.newest.seq > state.lastSeq) {
             state.lastSeq = state.newest.seq;
         }
+        setMinPrice(bid.min_price, bid.min_increment, false);
+        setSoftClose(bid.extend_window, bid.extend_by);
+        var extended = setEndsAt(bid.ends_at, resumed);
         setCurrentPrice(bid.current_price, resumed && added > 0);
         if (resumed && added > 0) {
-            announce(added === 1 ? 'While reconnecting, 1 new bid: ' + state.currentPrice
-                : 'While reconnecting, ' + added + ' new bids; the price is now ' + state.currentPrice);
+            announce((added === 1 ? 'While reconnecting, 1 new bid: ' + state.currentPrice
+                : 'While reconnecting, ' + added + ' new bids; the price is now ' + state.currentPrice)
+                + (extended ? '. ' + extendedWords() : ''));
+        } else if (extended) {
+            announce(extendedWords());
         }
         state.everLive = true;
         setConn('live', 'Live — new bids appear here as they happen');
@@ -326,11 +541,18 @@
         if (!li) {
             return;
         }
+        var extended = false;
         if (msg.seq > state.lastSeq) {
             state.lastSeq = msg.seq;
+            setMinPrice(msg.min_price, msg.min_increment, false);
+            extended = setEndsAt(msg.ends_at, true);
             setCurrentPrice(msg.price, true);
         }
-        announce('New bid: ' + msg.price + ' by ' + msg.bidder);
+        announce('New bid: ' + msg.price + ' by ' + msg.bidder + (extended ? '. ' + extendedWords() : ''));
+    }
+
+    function extendedWords() {
+        return 'The auction was extended: it now ends at ' + B.formatTime(state.endsAtIso) + '.';
     }
 
     function onBidAccepted(msg) {
@@ -360,12 +582,21 @@
     function explainError(msg) {
         switch (msg.code) {
         case 'price_too_low':
-            if (typeof msg.current_price === 'string') {
+            // With the default increment (0.01) "more than the current price" is the rule; with a
+            // larger one, the reply's min_price says how much.
+            var min = B.parseCents(typeof msg.min_price === 'string' ? msg.min_price : '');
+            var current = B.parseCents(typeof msg.current_price === 'string' ? msg.current_price : '');
+            var atLeast = min !== null && (current === null || min !== current + 1)
+                ? 'bid at least ' + B.formatCents(min) : null;
+            if (current !== null) {
                 if (state.newest && state.mySeqs.has(state.newest.seq) && state.newest.price === msg.current_price) {
                     return 'You are already the highest bidder at ' + msg.current_price
-                        + ' — to raise it, bid more than that.';
+                        + ' — to raise it, ' + (atLeast || 'bid more than that') + '.';
                 }
-                return 'Someone bid ' + msg.current_price + ' already — bid more than that.';
+                return 'Someone bid ' + msg.current_price + ' already — ' + (atLeast || 'bid more than that') + '.';
+            }
+            if (min !== null) {
+                return 'That is too low — ' + (atLeast || 'bid at least ' + B.formatCents(min)) + '.';
             }
             return 'Someone has bid that much already — bid more than the current price.';
         case 'bid_closed':
@@ -399,10 +630,11 @@
         }
         setMessage('error', explainError(msg));
         if (msg.code === 'price_too_low') {
+            setMinPrice(msg.min_price, undefined, true);
             var cents = B.parseCents(msg.current_price);
-            if (cents !== null) {
-                var base = state.currentCents !== null && state.currentCents > cents ? state.currentCents : cents;
-                var next = B.nextBidCents(base);
+            if (cents !== null || state.minCents !== null) {
+                var base = state.currentCents !== null && (cents === null || state.currentCents > cents) ? state.currentCents : cents;
+                var next = atLeastMin(base === null ? null : B.nextBidCents(base));
                 if (next !== null) {
                     ui.amount.value = B.formatCents(next);
                     state.priceEdited = false;
@@ -446,6 +678,7 @@
         case 'ping':
             send({ type: 'pong' });
             notePing();
+            noteServerTime(msg.server_time);
             break;
         case 'bid_closed':
             onBidClosed(msg);
@@ -470,21 +703,23 @@
             B.setText(ui.price, finalPrice);
         }
         B.setText(ui.priceLabel, 'Final price');
+        var ended = showTimingClosed();
         var text;
         if (typeof winner === 'string' && winner !== '') {
-            text = 'Sold to ' + winner + ' for ' + (state.currentPrice || finalPrice);
+            text = (ended ? 'Ended — sold to ' : 'Sold to ') + winner + ' for ' + (state.currentPrice || finalPrice);
             B.setText(ui.leader, 'Winner: ' + winner);
         } else if (winner === null) {
-            text = 'Closed without bids';
+            text = ended ? 'Ended without bids' : 'Closed without bids';
             B.setText(ui.leader, 'Nobody bid on this item.');
         } else {
-            text = 'This auction has closed.';
+            text = ended ? 'This auction has ended.' : 'This auction has closed.';
             B.setText(ui.leader, '');
         }
         B.setText(ui.closedText, text);
         ui.closedBanner.hidden = false;
         ui.fieldset.disabled = true;
         ui.amount.value = '';
+        ui.amount.removeAttribute('placeholder');
         B.setText(ui.hint, 'This auction has closed: bids are no longer accepted.');
         if (state.pending.size) {
             state.pending.clear();
@@ -511,6 +746,7 @@
             if (typeof auction.last_seq === 'number' && auction.last_seq > state.lastSeq) {
                 state.lastSeq = auction.last_seq;
             }
+            setEndsAt(auction.ends_at, false);
             showClosed(auction.winner === undefined ? undefined : auction.winner, auction.current_price);
             if (first) {
                 clearHistory();
@@ -558,6 +794,11 @@
             if (B.parseCents(auction.current_price) !== null) {
                 B.setText(ui.price, auction.current_price);
                 ui.priceCard.hidden = false;
+            }
+            if (auction.status === 'open') {
+                // Counted with this device's clock: no server_time without the WebSocket.
+                setSoftClose(auction.extend_window, auction.extend_by);
+                setEndsAt(auction.ends_at, false);
             }
         }).catch(function () { /* the message above says enough */ });
     }
@@ -802,7 +1043,8 @@
             ui.name.value = signed;
             ui.name.readOnly = true;
             ui.name.setAttribute('aria-readonly', 'true');
-            B.setText(ui.hint, 'You bid as ' + signed + ' (signed in by your link). Bid more than the current price.');
+            state.signedName = signed;
+            updateHint();
         }
         ui.form.addEventListener('submit', onSubmit);
         ui.amount.addEventListener('input', function () {

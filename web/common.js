@@ -4,6 +4,9 @@
    as they come, and any arithmetic (the suggested next bid) is done in integer cents, never in
    binary floating point.
 
+   Time: end times (ends_at) are ISO 8601 UTC strings; countdowns are shown in whole seconds
+   (formatRemaining) and are computed by the pages against the server's clock where they know it.
+
    Safety: text from the server (item and bidder names) only ever goes into the page through
    textContent / createTextNode (see el() below), never innerHTML. */
 (function () {
@@ -111,9 +114,65 @@
         return d.toLocaleDateString([], { year: 'numeric', month: 'short', day: 'numeric' }) + ' ' + time;
     }
 
-    // GET a JSON document; rejects with an Error carrying .status on HTTP errors.
-    function fetchJSON(url) {
+    // "2026-12-02T17:00:00.000Z" -> milliseconds since the epoch; null when it is not a time.
+    function parseTime(iso) {
+        if (typeof iso !== 'string' || iso === '') {
+            return null;
+        }
+        var ms = Date.parse(iso);
+        return isNaN(ms) ? null : ms;
+    }
+
+    function pad2(n) {
+        return (n < 10 ? '0' : '') + String(n);
+    }
+
+    // A time left in milliseconds (> 0) as a countdown, counted in whole seconds rounded up (so
+    // "0s" is never shown while time is left): "45s", "2m 05s", "1h 02m 05s", "3d 04h 10m".
+    function formatRemaining(ms) {
+        var total = Math.max(0, Math.ceil(ms / 1000));
+        var days = Math.floor(total / 86400);
+        var hours = Math.floor((total % 86400) / 3600);
+        var minutes = Math.floor((total % 3600) / 60);
+        var seconds = total % 60;
+        if (days > 0) {
+            return days + 'd ' + pad2(hours) + 'h ' + pad2(minutes) + 'm';
+        }
+        if (hours > 0) {
+            return hours + 'h ' + pad2(minutes) + 'm ' + pad2(seconds) + 's';
+        }
+        if (minutes > 0) {
+            return minutes + 'm ' + pad2(seconds) + 's';
+        }
+        return seconds + 's';
+    }
+
+    // A length of time in whole seconds, in words: 30 -> "30 s", 120 -> "2 min", 90 -> "1 min 30 s",
+    // 3600 -> "1 h", 5400 -> "1 h 30 min".
+    function formatSpan(seconds) {
+        var s = Math.max(0, Math.round(seconds));
+        var parts = [];
+        if (s >= 3600) {
+            parts.push(Math.floor(s / 3600) + ' h');
+            s %= 3600;
+        }
+        if (s >= 60) {
+            parts.push(Math.floor(s / 60) + ' min');
+            s %= 60;
+        }
+        if (s > 0 || !parts.length) {
+            parts.push(s + ' s');
+        }
+        return parts.join(' ');
+    }
+
+    // GET a JSON document; rejects with an Error carrying .status on HTTP errors. `onResponse`
+    // (optional) sees the Response first (its headers).
+    function fetchJSON(url, onResponse) {
         return fetch(url, { headers: { Accept: 'application/json' }, cache: 'no-store' }).then(function (response) {
+            if (onResponse) {
+                onResponse(response);
+            }
             if (!response.ok) {
                 var error = new Error('HTTP ' + response.status + ' for ' + url);
                 error.status = response.status;
@@ -132,6 +191,9 @@
         el: el,
         setText: setText,
         formatTime: formatTime,
+        parseTime: parseTime,
+        formatRemaining: formatRemaining,
+        formatSpan: formatSpan,
         fetchJSON: fetchJSON
     };
 }());

@@ -14,6 +14,9 @@ using timestamp = std::chrono::sys_time<std::chrono::milliseconds>;
 // "2026-12-02T17:00:00.000Z"
 std::string format_timestamp(timestamp t);
 
+// "Wed, 02 Dec 2026 17:00:00 GMT": the HTTP Date header's form (RFC 9110's IMF-fixdate).
+std::string format_http_date(timestamp t);
+
 // YYYY-MM-DDTHH:MM:SS, optional fraction (digits after the third are truncated), then `Z` or an
 // offset `+HH:MM` / `-HH:MM` (required: a time without a zone means nothing to a server in
 // another one). Lowercase `t`/`z` and a space instead of `T` are accepted, as RFC 3339 allows.

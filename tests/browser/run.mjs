@@ -10,6 +10,8 @@
 //   BROWSER_ARTIFACTS      where screenshots go (test-artifacts/browser)
 //   CHROMIUM               the browser (default /usr/bin/chromium)
 //   BROWSER_ONLY           optional: comma-separated case names to run
+// Timed auctions (docs/timed-auctions.md) are created with POST /api/bids and an admin token made
+// by `bidding-server token --admin`.
 // The pods run with HEARTBEAT_INTERVAL=1 and IDLE_TIMEOUT=3, so a page that did not answer pings
 // would be dropped within seconds. The third pod is stopped (SIGTERM) by the drain case.
 //
@@ -251,6 +253,168 @@ async function waitPrice(page, price, what, timeout = 5000) {
 
 async function shot(page, name, fullPage = true) {
     await page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage });
+}
+
+// Polls `fn` (async, returns [done, what it saw]) until done; the failure says what was seen last.
+async function until(fn, what, timeout = 5000, interval = 50) {
+    const deadline = Date.now() + timeout;
+    for (;;) {
+        const [done, seen] = await fn();
+        if (done) {
+            return seen;
+        }
+        if (Date.now() > deadline) {
+            throw new Failure(`${what}: not seen within ${timeout} ms (last seen: ${JSON.stringify(seen)})`);
+        }
+        await sleep(interval);
+    }
+}
+
+// ------------------------------------------------------------------------------------ timed auctions
+
+let adminToken = null;
+
+// POST /api/bids with an admin token (`bidding-server token --admin`): the auction object.
+async function createAuctionOverApi(body) {
+    if (!adminToken) {
+        adminToken = (await cli('token', '--admin')).trim().split('\n').pop();
+    }
+    const response = await fetch(`${podA.url}/api/bids`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${adminToken}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify(body),
+    });
+    const answer = await response.text();
+    check(response.status === 201, `POST /api/bids ${JSON.stringify(body)} must answer 201, got ${response.status}: ${answer}`);
+    return JSON.parse(answer);
+}
+
+// "2m 05s left" -> 125, "45s left" -> 45, "1h 02m 05s left", "3d 04h 10m left"; null otherwise.
+function secondsLeft(shown) {
+    const m = /^(?:(\d+)d )?(?:(\d+)h )?(?:(\d+)m )?(?:(\d+)s )?left$/.exec(shown || '');
+    if (!m || !(m[1] || m[2] || m[3] || m[4])) {
+        return null;
+    }
+    return Number(m[1] || 0) * 86400 + Number(m[2] || 0) * 3600 + Number(m[3] || 0) * 60 + Number(m[4] || 0);
+}
+
+// What the auction page shows of the end time.
+async function timingOf(page) {
+    const t = await page.evaluate(() => {
+        const box = document.getElementById('timing');
+        const countdown = document.getElementById('countdown');
+        const time = document.querySelector('#ends-at time');
+        const extended = document.getElementById('extended');
+        const soft = document.getElementById('soft-close');
+        return {
+            visible: !box.hidden,
+            countdown: countdown.textContent,
+            endsAt: time ? time.getAttribute('datetime') : null,
+            endsText: document.getElementById('ends-at').textContent,
+            extended: extended.hidden ? null : extended.textContent,
+            soft: soft.hidden ? null : soft.textContent,
+            // A per-second countdown must not be read out every second.
+            inLiveRegion: countdown.closest('[aria-live]:not([aria-live="off"]), [role="status"], [role="alert"], [role="log"]') !== null,
+            role: countdown.getAttribute('role'),
+        };
+    });
+    t.left = secondsLeft(t.countdown);
+    return t;
+}
+
+// Routes the page's WebSocket through the test (Playwright's routeWebSocket, connected to the real
+// server): everything is forwarded, except the server's messages for which `hold(msg)` is true and,
+// with `holdClose`, the server's close: those wait for release(), which sends them in order.
+async function interceptSocket(page) {
+    const ctl = { hold: null, holdClose: false, held: [], heldAt: [], close: null, route: null };
+    await page.routeWebSocket(/\/ws\/bid\//, (ws) => {
+        const server = ws.connectToServer();
+        ctl.route = ws;
+        server.onMessage((message) => {
+            let msg = null;
+            try {
+                msg = JSON.parse(String(message));
+            } catch (error) { /* not JSON: forwarded */ }
+            if (ctl.hold && msg && ctl.hold(msg)) {
+                ctl.held.push(message);
+                ctl.heldAt.push({ type: msg.type, at: Date.now() });
+                return;
+            }
+            ws.send(message);
+        });
+        server.onClose((code, reason) => {
+            if (ctl.holdClose) {
+                ctl.close = { code, reason };
+            } else {
+                ws.close({ code, reason }).catch(() => {});
+            }
+        });
+    });
+    ctl.release = () => {
+        const held = ctl.held;
+        ctl.held = [];
+        ctl.hold = null;
+        ctl.holdClose = false;
+        for (const message of held) {
+            ctl.route.send(message);
+        }
+        if (ctl.close) {
+            ctl.route.close(ctl.close).catch(() => {});
+            ctl.close = null;
+        }
+    };
+    return ctl;
+}
+
+// Another client: a plain WebSocket opened by `helper` (a page of another pod) places one bid and returns
+// its reply and every message it got ({reply, got}).
+async function otherClientBid(helper, id, name, price) {
+    return helper.evaluate(({ id, name, price }) => new Promise((resolve) => {
+        const ws = new WebSocket(`ws://${location.host}/ws/bid/${id}`);
+        const got = [];
+        const ref = `other-${Date.now()}`;
+        const timer = setTimeout(() => {
+            ws.close();
+            resolve({ reply: null, got, why: 'no reply within 5 s' });
+        }, 5000);
+        ws.onmessage = (event) => {
+            const msg = JSON.parse(event.data);
+            got.push(msg);
+            if (msg.type === 'initial_state') {
+                ws.send(JSON.stringify({ type: 'bid', name, price, ref }));
+            } else if (msg.type === 'ping') {
+                ws.send('{"type":"pong"}');
+            } else if ((msg.type === 'bid_accepted' || msg.type === 'error') && msg.ref === ref) {
+                clearTimeout(timer);
+                ws.close();
+                resolve({ reply: msg, got });
+            }
+        };
+        ws.onclose = (event) => {
+            clearTimeout(timer);
+            resolve({ reply: null, got, why: `closed ${event.code}` });
+        };
+    }), { id, name, price });
+}
+
+// The device's clock, shifted by `shift` ms (Date.now() and new Date() only; the page's timers run
+// normally): a phone whose clock is wrong.
+function shiftClock(shift) {
+    const RealDate = Date;
+    class ShiftedDate extends RealDate {
+        constructor(...args) {
+            if (args.length === 0) {
+                super(RealDate.now() + shift);
+            } else {
+                super(...args);
+            }
+        }
+
+        static now() {
+            return RealDate.now() + shift;
+        }
+    }
+    window.Date = ShiftedDate;
 }
 
 // ------------------------------------------------------------------------------------ the cases
@@ -661,6 +825,234 @@ testCase('closed_auction_shows_winner', async () => {
     await pageA.context().close();
     await pageB.context().close();
     shared.closedLot = lot;
+});
+
+testCase('countdown_extended_by_another_client', async () => {
+    // A 6 s auction with a soft close: a bid in its last 4 s moves the end to 4 s after that bid.
+    const lot = await createAuctionOverApi({ name: 'Soft Close Clock', initial_price: '5.00', duration: 6, extend_window: 4, extend_by: 4 });
+    check(typeof lot.ends_at === 'string' && lot.extend_window === 4 && lot.extend_by === 4,
+        `POST /api/bids must return the end and the soft close: ${JSON.stringify(lot)}`);
+    const page = await newPage();
+    const socket = await interceptSocket(page);
+    // The server's bid_closed (and its close 4003) waits here until the test has seen "Ending…".
+    socket.hold = (msg) => msg.type === 'bid_closed';
+    socket.holdClose = true;
+    const helper = await newPage();
+    await helper.goto(`${podB.url}/`); // any page of pod B: its origin opens the WebSocket
+    await openAuction(page, podA.url, lot.id);
+    await page.evaluate(() => {
+        const announcer = document.getElementById('announcer');
+        window.announced = [];
+        new MutationObserver(() => window.announced.push(announcer.textContent))
+            .observe(announcer, { childList: true, characterData: true, subtree: true });
+    });
+
+    const first = await timingOf(page);
+    check(first.visible && first.left !== null && first.left >= 1 && first.left <= 6,
+        `an auction with an end must show a countdown of at most 6 s: ${JSON.stringify(first)}`);
+    check(first.endsAt === lot.ends_at && /^Ends at /.test(first.endsText),
+        `the end time must be shown (<time datetime=${lot.ends_at}>): ${JSON.stringify(first)}`);
+    check(first.soft && first.soft.includes('last 4 s') && first.soft.includes('4 s after'),
+        `the soft-close rule must be shown: ${JSON.stringify(first)}`);
+    check(!first.inLiveRegion && first.role === 'timer', `the countdown must be a timer outside every live region: ${JSON.stringify(first)}`);
+    await until(async () => {
+        const t = await timingOf(page);
+        return [t.left !== null && t.left < first.left, t];
+    }, `the countdown going down from ${first.countdown}`, 2500);
+
+    // Another client, on pod B, bids inside the window (2 s or less left).
+    const before = await until(async () => {
+        const t = await timingOf(page);
+        return [t.left !== null && t.left <= 2, t];
+    }, 'the countdown reaching 2 s', 6000, 20);
+    const bid = await otherClientBid(helper, lot.id, 'Olga Other', '6.00');
+    check(bid.reply && bid.reply.type === 'bid_accepted', `the other client's late bid must be accepted: ${JSON.stringify(bid)}`);
+    const newBid = bid.got.find((m) => m.type === 'new_bid' && m.seq === bid.reply.seq);
+    check(newBid && typeof newBid.ends_at === 'string' && Date.parse(newBid.ends_at) > Date.parse(lot.ends_at),
+        `the late bid's new_bid must carry the later end: ${JSON.stringify(newBid)} (the end was ${lot.ends_at})`);
+    const after = await until(async () => {
+        const t = await timingOf(page);
+        return [t.endsAt === newBid.ends_at && t.left !== null && t.extended !== null, t];
+    }, `the page following the extension to ${newBid.ends_at}`, 2000, 20);
+    check(after.left > before.left, `the countdown must jump up after the extension: ${before.countdown} -> ${after.countdown}`);
+    check(after.extended.includes('Extended'), `the extension must be said: ${JSON.stringify(after)}`);
+    check(await text(page, '#current-price') === '6.00', 'the late bid must be shown');
+    const announced = await page.evaluate(() => window.announced);
+    check(announced.some((a) => /extended/i.test(a)), `the extension must be announced: ${JSON.stringify(announced)}`);
+    await shot(page, 'bid-timed-extended');
+
+    // At 0: "Ending…", the form still usable (the server decides), until the server's bid_closed.
+    await until(async () => {
+        const t = await timingOf(page);
+        return [t.countdown === 'Ending…', t];
+    }, '"Ending…" once the time is up', 6000, 20);
+    const form = await page.evaluate(() => ({
+        fieldset: document.getElementById('bid-fieldset').disabled,
+        submit: document.getElementById('bid-submit').disabled,
+        banner: !document.getElementById('closed-banner').hidden,
+    }));
+    check(!form.fieldset && !form.submit && !form.banner, `"Ending…" must not close the page by itself: ${JSON.stringify(form)}`);
+    await until(async () => [socket.heldAt.length > 0, socket.heldAt], "the server's bid_closed", 3000);
+    const closeLag = socket.heldAt[0].at - Date.parse(newBid.ends_at);
+    notes.countdown_extended_by_another_client = { bid_closed_after_end_ms: closeLag, jump: `${before.countdown} -> ${after.countdown}` };
+    check(closeLag <= 1500, `the server must close a timed auction within 1 s of its end: bid_closed came ${closeLag} ms after ${newBid.ends_at}`);
+    check((await timingOf(page)).countdown === 'Ending…', 'the page must keep saying "Ending…" until bid_closed arrives');
+    socket.release();
+    const banner = await waitFor(page, () => {
+        const b = document.getElementById('closed-banner');
+        return b.hidden ? null : b.textContent.trim();
+    }, null, 'the closed banner after the end', 5000);
+    check(banner === 'Ended — sold to Olga Other for 6.00', `the ended auction must show its winner and final price: "${banner}"`);
+    const ended = await timingOf(page);
+    check(ended.countdown === 'Ended' && ended.extended === null, `the countdown must say "Ended": ${JSON.stringify(ended)}`);
+    check(await text(page, '#leader') === 'Winner: Olga Other', `the winner must be shown: "${await text(page, '#leader')}"`);
+    check(await page.evaluate(() => document.getElementById('bid-fieldset').disabled), 'the form of an ended auction must be disabled');
+    const said = await page.evaluate(() => window.announced);
+    check(said.some((a) => /ending/i.test(a)) && said.some((a) => /Ended/.test(a)), `the end must be announced: ${JSON.stringify(said)}`);
+    await shot(page, 'bid-timed-ended');
+
+    // Loaded afresh after the end: close 4003 at once, the rest over HTTP.
+    await page.goto(`${podA.url}/bid/${lot.id}`);
+    const again = await waitFor(page, () => {
+        const b = document.getElementById('closed-banner');
+        return b.hidden ? null : b.textContent.trim();
+    }, null, 'the closed banner of the ended auction loaded afresh');
+    check(again === 'Ended — sold to Olga Other for 6.00', `the ended auction loaded afresh must say so: "${again}"`);
+    const reloaded = await timingOf(page);
+    check(reloaded.countdown === 'Ended' && reloaded.endsAt === newBid.ends_at && /^Ended at /.test(reloaded.endsText),
+        `the ended auction loaded afresh must show when it ended: ${JSON.stringify(reloaded)}`);
+    await page.context().close();
+    await helper.context().close();
+});
+
+testCase('min_bid_shown', async () => {
+    const lot = await createAuctionOverApi({ name: 'Step Lot', initial_price: '100.00', min_increment: '1.00' });
+    check(lot.min_increment === '1.00' && lot.min_price === '101.00' && lot.ends_at === null,
+        `POST /api/bids must return min_increment 1.00, min_price 101.00 and no end: ${JSON.stringify(lot)}`);
+    const page = await newPage();
+    const socket = await interceptSocket(page);
+    const helper = await newPage();
+    await helper.goto(`${podB.url}/`); // any page of pod B: its origin opens the WebSocket
+    await openAuction(page, podA.url, lot.id);
+    const hint = () => text(page, '#price-hint');
+    check((await hint()).includes('Minimum bid: 101.00') && (await hint()).includes('1.00'),
+        `the minimum bid and the increment must be shown: "${await hint()}"`);
+    check(await page.getAttribute('#bid-price', 'placeholder') === '101.00', 'the price field\'s placeholder must be the minimum bid');
+    check(await page.isHidden('#timing'), 'an auction without an end must show no countdown');
+
+    await placeBid(page, 'Mia', '101.00');
+    await waitAccepted(page, 'a bid of exactly the minimum (101.00)');
+    await waitFor(page, () => document.getElementById('price-hint').textContent.includes('Minimum bid: 102.00'), null,
+        'the minimum after 101.00 (102.00)');
+
+    await placeBid(page, 'Mia', '101.99');
+    const refused = await waitFor(page, () => {
+        const m = document.getElementById('form-message');
+        return m.dataset.kind === 'error' ? m.textContent : null;
+    }, null, 'the refusal of 101.99');
+    check(refused.includes('102.00'), `a bid below the minimum must be explained with the minimum: "${refused}"`);
+    check((await hint()).includes('Minimum bid: 102.00'), `the minimum must stay shown: "${await hint()}"`);
+    check(await text(page, '#current-price') === '101.00', 'a refused bid must not change the price');
+
+    // The minimum from the error itself: another client bids 110.00 on pod B, and the test holds
+    // that new_bid back from the page; the page's bid of 102.00 is refused with min_price 111.00.
+    socket.hold = (msg) => msg.type === 'new_bid';
+    const other = await otherClientBid(helper, lot.id, 'Ned', '110.00');
+    check(other.reply && other.reply.type === 'bid_accepted', `the other client's 110.00 must be accepted: ${JSON.stringify(other)}`);
+    await until(async () => [socket.held.length > 0, socket.held.length], 'the new_bid of 110.00 on its way to the page', 3000);
+    await placeBid(page, 'Mia', '102.00');
+    const raced = await waitFor(page, () => {
+        const m = document.getElementById('form-message');
+        return m.dataset.kind === 'error' && m.textContent.includes('111.00') ? m.textContent : null;
+    }, null, 'the refusal of 102.00 naming the minimum 111.00');
+    check((await hint()).includes('Minimum bid: 111.00'), `the minimum must follow the error's min_price: "${await hint()}"`);
+    check(await text(page, '#current-price') === '101.00', 'the new_bid was held back: the minimum came from the error');
+    const suggested = await page.inputValue('#bid-price');
+    check(Number(suggested) >= 111, `the suggested amount must be at least the minimum: "${suggested}" (${raced})`);
+    socket.release();
+    await waitPrice(page, '110.00', 'the held new_bid once released');
+    check((await hint()).includes('Minimum bid: 111.00'), `the minimum after 110.00: "${await hint()}"`);
+    await shot(page, 'bid-min-increment');
+    await page.context().close();
+    await helper.context().close();
+});
+
+testCase('countdown_uses_server_clock', async () => {
+    // A phone whose clock is 10 minutes slow, and one 10 minutes fast: both must count the real
+    // minute left (from the server's server_time), not 11 minutes or "Ending…".
+    const lot = await createAuctionOverApi({ name: 'Clock Check', duration: 60 });
+    const end = Date.parse(lot.ends_at);
+    check(Math.abs(end - Date.now() - 60000) < 3000, `a 60 s auction must end in about 60 s: ${lot.ends_at}`);
+    for (const shift of [-600000, 600000]) {
+        const page = await newPage({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 });
+        await page.addInitScript(shiftClock, shift);
+        await openAuction(page, podA.url, lot.id);
+        const device = await page.evaluate(() => [Date.now(), new Date().getTime()]);
+        check(device.every((t) => Math.abs(t - Date.now() - shift) < 5000),
+            `the page's clock must be shifted by ${shift} ms (it is ${device.map((t) => t - Date.now())})`);
+        for (let i = 0; i < 2; i += 1) {
+            const t = await timingOf(page);
+            const real = (end - Date.now()) / 1000;
+            check(t.left !== null && Math.abs(t.left - real) <= 2,
+                `with the device clock ${shift / 60000} min off, the countdown must show the real ${real.toFixed(1)} s left: ${JSON.stringify(t)}`);
+            check(t.endsAt === lot.ends_at, `the end time must be the server's: ${JSON.stringify(t)}`);
+            await page.waitForTimeout(1200); // a ping (every second here) updates the offset
+        }
+        const offset = await page.evaluate(() => window.BiddingPage.state.clockOffset);
+        check(Math.abs(offset + shift) < 2000, `the page's clock offset must undo the device's error: ${offset} for a shift of ${shift}`);
+        const wide = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+        check(wide <= 0, `the countdown must fit a phone (${wide}px too wide)`);
+        await shot(page, `bid-timed-phone-clock${shift < 0 ? '-slow' : '-fast'}`);
+        await page.context().close();
+    }
+});
+
+testCase('list_orders_by_end', async () => {
+    const last = await createAuctionOverApi({ name: 'Ends Last', duration: 1800 });
+    const firstLot = await createAuctionOverApi({ name: 'Ends First', duration: 240 });
+    const second = await createAuctionOverApi({ name: 'Ends Second', duration: 900 });
+    const page = await newPage();
+    await page.goto(`${podA.url}/`);
+    const api = await getJSON(`${podA.url}/api/bids?limit=100`);
+    await waitFor(page, (n) => document.querySelectorAll('#auctions li').length === n, api.total, `${api.total} auctions listed`);
+    const listed = () => page.$$eval('#auctions li', (lis) => lis.map((li) => ({
+        id: Number(li.dataset.id),
+        status: li.dataset.status,
+        endsAt: li.dataset.endsAt || null,
+        left: li.querySelector('.a-left') ? li.querySelector('.a-left').textContent : null,
+        time: li.querySelector('.a-ends time') ? li.querySelector('.a-ends time').getAttribute('datetime') : null,
+    })));
+    const items = await listed();
+    const group = (i) => (i.status !== 'open' ? 2 : (i.endsAt ? 0 : 1));
+    for (let k = 1; k < items.length; k += 1) {
+        const [a, b] = [items[k - 1], items[k]];
+        const ok = group(a) < group(b) || (group(a) === group(b) && (group(a) === 0
+            ? Date.parse(a.endsAt) < Date.parse(b.endsAt) || (a.endsAt === b.endsAt && a.id < b.id)
+            : a.id < b.id));
+        check(ok, `the list must show open auctions by soonest end, then open ones without an end, then closed ones (each by id): ${JSON.stringify(items.map((i) => [i.id, i.status, i.endsAt]))}`);
+    }
+    for (const a of api.data) {
+        const item = items.find((i) => i.id === a.id);
+        check(item, `auction ${a.id} must be listed`);
+        if (item.status === 'open' && a.status === 'open') {
+            check(item.endsAt === (a.ends_at || null), `auction ${a.id}'s end must be the API's: ${JSON.stringify(item)} vs ${a.ends_at}`);
+            check((item.left !== null) === (a.ends_at !== null && a.ends_at !== undefined),
+                `only auctions with an end show a time left: ${JSON.stringify(item)}`);
+        }
+    }
+    const at = (lot) => items.findIndex((i) => i.id === lot.id);
+    check(at(firstLot) < at(second) && at(second) < at(last), `the soonest end must come first: ${JSON.stringify(items.map((i) => i.id))}`);
+    check(at(last) < items.findIndex((i) => i.id === 1), 'open auctions with an end come before those without (auction 1)');
+    const soon = items[at(firstLot)];
+    const real = (Date.parse(firstLot.ends_at) - Date.now()) / 1000;
+    check(soon.time === firstLot.ends_at && secondsLeft(soon.left) !== null && Math.abs(secondsLeft(soon.left) - real) <= 3,
+        `the list must show the time left (about ${real.toFixed(0)} s) and the end: ${JSON.stringify(soon)}`);
+    await until(async () => {
+        const now = (await listed()).find((i) => i.id === firstLot.id);
+        return [secondsLeft(now.left) < secondsLeft(soon.left), now];
+    }, 'the time left going down on the list', 2500);
+    await shot(page, 'index-timed');
+    await page.context().close();
 });
 
 testCase('index_lists_auctions', async () => {

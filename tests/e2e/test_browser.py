@@ -6,6 +6,11 @@ The pods ping every second and drop a client after 3 s of silence, so a page tha
 pings would lose its connection during the run. run.mjs stops the third pod (SIGTERM) to check
 that a page reconnects with ?since= after a server shutdown.
 
+The timed-auction cases (countdown_*, min_bid_shown, list_orders_by_end) create auctions with
+POST /api/bids and an admin token, bid from a second WebSocket client on another pod, fake a wrong
+device clock in the page, and route a page's WebSocket through Playwright to hold one server
+message back for a moment (so "Ending…" and a stale minimum are seen deterministically).
+
 Each case of run.mjs is reported here as its own test. Screenshots go to test-artifacts/browser/.
 Needs Node (tests/browser's npm packages are installed by scripts/install-browser-deps.sh, run
 here when missing) and Debian's chromium; without them the tests are skipped, except with CI=true,
@@ -28,7 +33,7 @@ BROWSER_DIR = harness.ROOT / "tests" / "browser"
 INSTALL_SCRIPT = harness.ROOT / "scripts" / "install-browser-deps.sh"
 ARTIFACTS = Path(os.environ.get("BIDDING_BROWSER_ARTIFACTS") or harness.ROOT / "test-artifacts" / "browser")
 CHROMIUM = os.environ.get("CHROMIUM") or "/usr/bin/chromium"
-RUN_TIMEOUT = 150  # seconds for the whole browser run (it takes ~40 s)
+RUN_TIMEOUT = 240  # seconds for the whole browser run (it takes ~60 s)
 
 # The cases of run.mjs, in its order.
 CASES = [
@@ -42,6 +47,10 @@ CASES = [
     "reconnect_after_server_shutdown",
     "signed_link_and_bad_token",
     "closed_auction_shows_winner",
+    "countdown_extended_by_another_client",
+    "min_bid_shown",
+    "countdown_uses_server_clock",
+    "list_orders_by_end",
     "index_lists_auctions",
     "phone_layout_and_accessibility",
     "no_page_errors",

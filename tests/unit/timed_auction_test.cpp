@@ -26,6 +26,12 @@ TEST(Timestamp, FormatsUtcWithMilliseconds) {
     EXPECT_EQ(format_timestamp(timestamp{}), "1970-01-01T00:00:00.000Z");
 }
 
+TEST(Timestamp, FormatsTheHttpDate) {
+    EXPECT_EQ(format_http_date(five_pm + milliseconds{999}), "Wed, 02 Dec 2026 17:00:00 GMT");
+    EXPECT_EQ(format_http_date(timestamp{}), "Thu, 01 Jan 1970 00:00:00 GMT");
+    EXPECT_EQ(format_http_date(timestamp{sys_days{year{2024} / 2 / 29}}), "Thu, 29 Feb 2024 00:00:00 GMT");
+}
+
 TEST(Timestamp, ParsesZonesAndFractions) {
     EXPECT_EQ(parse_timestamp("2026-12-02T17:00:00Z"), five_pm);
     EXPECT_EQ(parse_timestamp("2026-12-02T17:00:00.000Z"), five_pm);
