@@ -93,8 +93,8 @@ std::string serialize_new_bid(auction_id id, const history_entry& entry) {
     j["price"] = format_cents(entry.price);
     j["added_at"] = entry.added_at;
     j["ends_at"] = optional_time(entry.ends_at);
+    // Not the sum (min_price): every byte of a new_bid goes to every client of the auction.
     j["min_increment"] = format_cents(entry.min_increment);
-    j["min_price"] = format_cents(min_price(entry.price, entry.min_increment));
     return dump(j);
 }
 

@@ -17,7 +17,8 @@
      "Ending…" and keeps the form usable: the server decides (a late bid gets error bid_closed),
      and its bid_closed message ends it ("Ended", the winner, the final price). The countdown is a
      role="timer" element, not a live region: only extensions and the end are announced.
-   - The minimum next bid (min_price, from initial_state, new_bid, or a price_too_low error) is
+   - The minimum next bid (min_price from initial_state or a price_too_low error; a new_bid's
+     price + min_increment) is
      shown under the form and as the price field's placeholder; the pre-filled amount is never
      below it.
    - Close 4003 / bid_closed: the auction is over; shows its winner and disables the form.
@@ -544,7 +545,12 @@
         var extended = false;
         if (msg.seq > state.lastSeq) {
             state.lastSeq = msg.seq;
-            setMinPrice(msg.min_price, msg.min_increment, false);
+            // new_bid carries the increment, not the sum (every byte goes to every client).
+            var price = B.parseCents(String(msg.price));
+            var step = B.parseCents(typeof msg.min_increment === 'string' ? msg.min_increment : '');
+            if (price !== null && step !== null) {
+                setMinPrice(B.formatCents(price + step), msg.min_increment, false);
+            }
             extended = setEndsAt(msg.ends_at, true);
             setCurrentPrice(msg.price, true);
         }

@@ -19,12 +19,18 @@ namespace {
 
 // parse_duration's rule, written differently: groups of digits each followed by a unit of d, h,
 // m, s in that order (each at most once), or digits alone; positive; at most 100 × 366 days.
+// A group of digits as a number (leading zeros count for nothing), nullopt past 12 digits.
+std::optional<std::int64_t> number(std::string_view digits) {
+    while (digits.size() > 1 && digits.front() == '0') digits.remove_prefix(1);
+    if (digits.size() > 12) return std::nullopt;
+    return std::stoll(std::string(digits));
+}
+
 std::optional<std::int64_t> reference_duration(std::string_view s) {
     if (s.empty()) return std::nullopt;
     if (s.find_first_not_of("0123456789") == std::string_view::npos) {
-        if (s.size() > 12) return std::nullopt;
-        const auto n = std::stoll(std::string(s));
-        return n > 0 && n <= 100LL * 366 * 86'400 ? std::optional<std::int64_t>(n) : std::nullopt;
+        const auto n = number(s);
+        return n && *n > 0 && *n <= 100LL * 366 * 86'400 ? n : std::nullopt;
     }
     const std::string units = "dhms";
     const std::int64_t scale[] = {86'400, 3'600, 60, 1};
@@ -34,10 +40,11 @@ std::optional<std::int64_t> reference_duration(std::string_view s) {
     while (i < s.size()) {
         const auto start = i;
         while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
-        if (i == start || i == s.size() || i - start > 12) return std::nullopt;
+        if (i == start || i == s.size()) return std::nullopt;
+        const auto n = number(s.substr(start, i - start));
         const auto u = units.find(s[i], next_unit);
-        if (u == std::string::npos) return std::nullopt;
-        total += std::stoll(std::string(s.substr(start, i - start))) * scale[u];
+        if (!n || u == std::string::npos) return std::nullopt;
+        total += *n * scale[u];
         if (total > 100LL * 366 * 86'400) return std::nullopt;
         next_unit = u + 1;
         ++i;

@@ -9,6 +9,7 @@
 #include <bidding/timestamp.hpp>
 
 #include <gtest/gtest.h>
+#include <spdlog/spdlog.h>
 
 #include <thread>
 
@@ -176,6 +177,11 @@ TEST(NewAuctionBody, RefusesBadTimedFields) {
 
 // The closer over the in-memory database, whose clock the test sets.
 struct closer_fixture : ::testing::Test {
+    // spdlog's registry is made on first use: the server makes it at start (logging.cpp) before
+    // any thread; so does this test, rather than in four closer threads at once (libspdlog is not
+    // instrumented, so ThreadSanitizer cannot see the guard of that initialization).
+    closer_fixture() { spdlog::default_logger_raw(); }
+
     std::shared_ptr<testing::fake_database> db = std::make_shared<testing::fake_database>();
     server_clock clock;
     std::vector<std::pair<auction_id, std::string>> told;
