@@ -26,6 +26,7 @@ shows no crash.
 from __future__ import annotations
 
 import base64
+import contextlib
 import errno
 import hashlib
 import json
@@ -939,7 +940,29 @@ SOURCES = [f"127.0.0.{i}" for i in range(2, 6)]  # 4 source addresses: ephemeral
 KINDS = [0, 1, 2]
 
 
+@contextlib.contextmanager
+def generated_as_if_remote(niceness: int = 5):
+    """Runs the block at a lower CPU priority, when this process may restore its own afterwards
+    (root, as in CI): the storm stands for 10,000 clients on other machines. Generated here at the
+    server's own priority, a Python loop would take the 2-core machine's cores from the server (its
+    session threads run at nice +2), as the normal client, for its part, runs at a higher one."""
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    lowered = os.geteuid() == 0
+    if lowered:
+        os.setpriority(os.PRIO_PROCESS, 0, niceness)  # this thread: the one that makes the storm
+    try:
+        yield
+    finally:
+        if lowered:
+            os.setpriority(os.PRIO_PROCESS, 0, before)
+
+
 def test_ten_thousand_connections_opened_and_dropped_at_once(torture):
+    with generated_as_if_remote():
+        ten_thousand_connections(torture)
+
+
+def ten_thousand_connections(torture):
     """10,000 TCP connections as fast as possible: a third complete the WebSocket upgrade, a third
     send half a request, a third only connect; then all are closed at once, half of them with RST
     (SO_LINGER 0). The server stays up, its open-connections gauge comes back to the connections
