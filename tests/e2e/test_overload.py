@@ -187,13 +187,8 @@ def test_a_flood_on_one_hot_auction_leaves_both_pods_alive_and_every_observer_co
     stop = threading.Event()
     monitors = [Monitor(p, lot["id"], other["id"], stop) for p, other in zip(pods, others)]
     started = time.monotonic()
-    # The load tool stands for 440 clients on machines of their own: on this 2-core machine it would
-    # otherwise wait for a core behind the pods and Postgres it floods, and a connection it has not
-    # read for a second or two would be cut as a slow consumer (1 MiB waiting) for the machine's
-    # sake, not the server's. As root (CI) it runs at a higher priority, as the probers do.
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=str(harness.neutral_dir()),
-                            preexec_fn=(lambda: os.nice(-5)) if os.geteuid() == 0 else None)
+                            cwd=str(harness.neutral_dir()))
     for m in monitors:
         m.start()
     try:
