@@ -547,7 +547,9 @@
             state.lastSeq = msg.seq;
             // new_bid carries the increment, not the sum (every byte goes to every client).
             var price = B.parseCents(String(msg.price));
-            var step = B.parseCents(typeof msg.min_increment === 'string' ? msg.min_increment : '');
+            // (absent: an auction without an end at the default increment, whose new_bid is as of old)
+            var step = B.parseCents(typeof msg.min_increment === 'string' ? msg.min_increment
+                : (state.increment || DEFAULT_INCREMENT));
             if (price !== null && step !== null) {
                 setMinPrice(B.formatCents(price + step), msg.min_increment, false);
             }

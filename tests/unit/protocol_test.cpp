@@ -346,7 +346,8 @@ TEST(Serialize, InitialStateSinceCarriesSinceAndTruncated) {
 TEST(Serialize, NewBid) {
     EXPECT_EQ(serialize_new_bid(auction_id{1}, entry(43, "bk", 12367, "2026-11-25T14:00:01.000Z")),
               R"({"type":"new_bid","bid_id":1,"seq":43,"bidder":"bk","price":"123.67",)"
-              R"("added_at":"2026-11-25T14:00:01.000Z","ends_at":null,"min_increment":"0.01"})");
+              R"("added_at":"2026-11-25T14:00:01.000Z"})")
+        << "an auction without an end, at the default increment: the new_bid of old";
     auto extended = entry(44, "ann", 13000, "2026-12-02T16:59:30.000Z");
     extended.ends_at = five_pm + std::chrono::seconds{90};
     extended.min_increment = cents{50};
@@ -354,15 +355,19 @@ TEST(Serialize, NewBid) {
               R"({"type":"new_bid","bid_id":1,"seq":44,"bidder":"ann","price":"130.00",)"
               R"("added_at":"2026-12-02T16:59:30.000Z","ends_at":"2026-12-02T17:01:30.000Z","min_increment":"0.50"})")
         << "every client learns an extension from the new_bid that caused it";
+    auto stepped = entry(45, "bo", 13100, "2026-12-02T16:59:31.000Z");
+    stepped.min_increment = cents{100};
+    EXPECT_EQ(serialize_new_bid(auction_id{1}, stepped),
+              R"({"type":"new_bid","bid_id":1,"seq":45,"bidder":"bo","price":"131.00",)"
+              R"("added_at":"2026-12-02T16:59:31.000Z","ends_at":null,"min_increment":"1.00"})")
+        << "an increment other than 0.01 is told in every new_bid";
 }
 
 TEST(Serialize, EscapesStrings) {
     EXPECT_EQ(serialize_new_bid(auction_id{1}, entry(1, "a\"b\\c/é", 1, "t")),
-              R"({"type":"new_bid","bid_id":1,"seq":1,"bidder":"a\"b\\c/é","price":"0.01","added_at":"t","ends_at":null,)"
-              R"("min_increment":"0.01"})");
+              R"({"type":"new_bid","bid_id":1,"seq":1,"bidder":"a\"b\\c/é","price":"0.01","added_at":"t"})");
     EXPECT_EQ(serialize_new_bid(auction_id{1}, entry(1, std::string("x\x01y"), 1, "t")),
-              R"({"type":"new_bid","bid_id":1,"seq":1,"bidder":"x\u0001y","price":"0.01","added_at":"t","ends_at":null,)"
-              R"("min_increment":"0.01"})");
+              R"({"type":"new_bid","bid_id":1,"seq":1,"bidder":"x\u0001y","price":"0.01","added_at":"t"})");
     EXPECT_NO_THROW(serialize_new_bid(auction_id{1}, entry(1, "bad\xff", 1, "t"))) << "invalid UTF-8 must not throw";
 }
 
