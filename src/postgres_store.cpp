@@ -46,10 +46,12 @@ constexpr int history_column_count = 5;
         BIDDING_MS(t "ends_at") ", " t "extend_window, " t "extend_by, (" t "min_increment * 100)::bigint"
 constexpr int auction_column_count = 9;
 
-// place_bids_many's locking read, completed by the condition on id.
-#define BIDDING_LOCK_AUCTIONS                                                                                   \
-    "SELECT id, status, (initial_price * 100)::bigint, txid_current(), " BIDDING_MS("ends_at") ", extend_window, " \
-    "extend_by, (min_increment * 100)::bigint FROM bids_bid WHERE id "
+// What a bid round reads of each auction after its locks (b: bids_bid, h: its newest bid, if any),
+// in this order: id, status, initial price, the transaction's id, the terms (terms_from), the
+// clock, the newest bid's price and id.
+#define BIDDING_ROUND_STATE                                                                              \
+    "b.id, b.status, (b.initial_price * 100)::bigint, txid_current(), " BIDDING_MS("b.ends_at") ", "      \
+    "b.extend_window, b.extend_by, (b.min_increment * 100)::bigint, " BIDDING_CLOCK_MS ", (h.price * 100)::bigint, h.id"
 
 std::optional<timestamp> timestamp_from(const pqxx::field& f) {
     if (f.is_null()) {
@@ -189,6 +191,12 @@ pqxx::connection_base& postgres_store::conn() {
             set("lock_timeout", options_.lock_timeout);
             set("idle_in_transaction_session_timeout", options_.idle_in_transaction_timeout);
             pqxx::nontransaction(holder->conn).exec(settings.empty() ? std::string("SELECT 1") : settings);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+            // Never reconnected behind the store's back: a new connection would have neither the
+            // settings above nor, in a bid round, the round's transaction block.
+            holder->conn.inhibit_reactivation(true);
+#pragma GCC diagnostic pop
         }
         conn_ = std::move(holder);
     } catch (const std::exception& e) {
@@ -248,6 +256,10 @@ auto postgres_store::with_connection(retry policy, F&& body) {
             }
             // statement_timeout and lock_timeout end here too: the server answered, it is up.
             throw store_unavailable(store_failure::query_failed, one_line(e.what()));
+        } catch (...) {
+            // Whatever else went wrong, the connection may be inside a transaction block.
+            drop_connection();
+            throw;
         }
     }
 }
@@ -363,15 +375,28 @@ std::vector<placement> postgres_store::decide_groups(std::span<const auction_bid
             results.assign(groups.size(), placement{});
             txid = 0;
             wrote = false;
-            pqxx::work tx(c);
-            write_started_ = true;
+            // The round keeps its own transaction block, so that it takes three round trips, not
+            // five: "BEGIN; lock; read", the INSERT, and COMMIT (or ROLLBACK). On a hot auction
+            // the lock is held for the last two only. Any failure drops the connection
+            // (with_connection), which ends the block and releases the locks.
+            pqxx::nontransaction tx(c);
             // One auction (a hot one, or a quiet pod): the plain statements, which Postgres
-            // plans faster than the array forms.
+            // plans faster than the array forms. The ids are digits only.
             const bool one = groups.size() == 1;
-            const auto ids = one ? std::to_string(groups.front().id.value()) : id_array(groups);
+            const auto ids = one ? std::to_string(groups.front().id.value()) + "::bigint"
+                                 : "ANY(" + tx.quote(id_array(groups)) + "::bigint[])";
             // The row locks serialize every decision on these auctions, across all processes
-            // (ORDER BY is applied before the locks are taken). The transaction's id tells later
-            // what became of it if its COMMIT is cut.
+            // (ORDER BY is applied before the locks are taken). The last statement has a snapshot
+            // of its own, taken after the locks (each statement of a message has one): it sees
+            // every bid committed by whoever held them before, which one statement with the lock
+            // would not. It also reads the database's clock, by which every bid here is decided
+            // (a bid that waited for a lock is judged by when it is decided, not when it began
+            // waiting), and the transaction's id, which tells later what became of it if its
+            // COMMIT is cut.
+            const auto rows = tx.exec(
+                "BEGIN; SELECT 1 FROM bids_bid WHERE id = " + ids + (one ? "" : " ORDER BY id") +
+                " FOR UPDATE; SELECT " BIDDING_ROUND_STATE " FROM bids_bid b LEFT JOIN LATERAL (SELECT price, id "
+                "FROM bids_bidhistory WHERE bid_id = b.id ORDER BY id DESC LIMIT 1) h ON true WHERE b.id = " + ids);
             struct state {
                 auction_status status;
                 auction_terms terms;
@@ -380,44 +405,19 @@ std::vector<placement> postgres_store::decide_groups(std::span<const auction_bid
                 bool extended;
             };
             std::unordered_map<auction_id, state> states;
-            for (const auto& r :
-                 tx.exec_params(one ? BIDDING_LOCK_AUCTIONS "= $1::bigint FOR UPDATE"
-                                    : BIDDING_LOCK_AUCTIONS "= ANY($1::bigint[]) ORDER BY id FOR UPDATE",
-                                ids)) {
-                states.emplace(r[0].as<auction_id>(), state{parse_status(r[1].as<std::string>()), terms_from(r, 4),
-                                                            r[2].as<cents>(), seq_t{0}, false});
-                txid = r[3].as<std::int64_t>();
-            }
-            // A statement of its own, after the locks: its snapshot sees every bid committed by
-            // whoever held them before (one statement with the lock would not). It also reads the
-            // database's clock, by which every bid here is decided (after the locks: a bid that
-            // waited for one is judged by when it is decided, not when it began waiting).
-            // (The statements keep the plain shapes Postgres plans fastest: on a hot auction every
-            // microsecond here is spent holding its row lock.)
             timestamp now{};
-            bool have_now = false;
-            for (const auto& r : tx.exec_params(
-                     one ? "SELECT bid_id, (price * 100)::bigint, id, " BIDDING_CLOCK_MS
-                           " FROM bids_bidhistory WHERE bid_id = $1::bigint ORDER BY id DESC LIMIT 1"
-                         : "SELECT a.id, (h.price * 100)::bigint, h.id, " BIDDING_CLOCK_MS
-                           " FROM unnest($1::bigint[]) AS a(id) CROSS JOIN LATERAL (SELECT price, id "
-                           "FROM bids_bidhistory WHERE bid_id = a.id ORDER BY id DESC LIMIT 1) h",
-                     ids)) {
-                if (!have_now) {
-                    // One clock for the whole round (the rows' readings differ by microseconds).
-                    now = timestamp{std::chrono::milliseconds{r[3].as<std::int64_t>()}};
-                    have_now = true;
+            for (const auto& r : rows) {
+                // One clock for the whole round (the rows' readings differ by microseconds).
+                if (states.empty()) {
+                    now = timestamp{std::chrono::milliseconds{r[8].as<std::int64_t>()}};
+                    txid = r[3].as<std::int64_t>();
                 }
-                const auto it = states.find(r[0].as<auction_id>());
-                if (it == states.end()) {
-                    continue;
+                state st{parse_status(r[1].as<std::string>()), terms_from(r, 4), r[2].as<cents>(), seq_t{0}, false};
+                if (!r[9].is_null()) {
+                    st.current = r[9].as<cents>();
+                    st.last = r[10].as<seq_t>();
                 }
-                it->second.current = r[1].as<cents>();
-                it->second.last = r[2].as<seq_t>();
-            }
-            if (!have_now) {
-                // No auction of the round has a bid yet: the clock alone.
-                now = timestamp{std::chrono::milliseconds{tx.exec1("SELECT " BIDDING_CLOCK_MS)[0].as<std::int64_t>()}};
+                states.emplace(r[0].as<auction_id>(), st);
             }
             // The verdicts, each bid against the price (and end) the one before it left.
             struct slot {
@@ -451,66 +451,80 @@ std::vector<placement> postgres_store::decide_groups(std::span<const auction_bid
                     results[g].bids.push_back(std::move(out));
                 }
             }
-            if (!accepted.empty()) {
-                // Every accepted bid of every auction in one INSERT, stamped with the decision's
-                // time ($1), each with the auction's end after it.
-                // Postgres parses and plans this statement anew each time, at a cost that grows with
-                // its text: each row is bare parameters (typed by the first), and the times are
-                // converted once, outside the VALUES list.
-                std::string sql =
-                    "INSERT INTO bids_bidhistory (bid_id, bidder_name, price, added_at, name, ends_at) "
-                    "SELECT v.b, v.n, v.p, " BIDDING_FROM_MS("$1") ", '', " BIDDING_FROM_MS("v.e") " FROM (VALUES ";
-                std::vector<std::string> params;
-                params.reserve(1 + 4 * accepted.size());
-                params.push_back(std::to_string(now.time_since_epoch().count()));
-                for (const auto& a : accepted) {
-                    const auto& bid = groups[a.group].bids[a.bid];
-                    const auto n = params.size();
-                    const auto p = [&](std::size_t k) { return "$" + std::to_string(n + k); };
-                    sql += n == 1 ? "(" + p(1) + "::bigint, " + p(2) + "::text, " + p(3) + "::numeric, " + p(4) + "::bigint)"
-                                  : ", (" + p(1) + ", " + p(2) + ", " + p(3) + ", " + p(4) + ")";
-                    params.push_back(std::to_string(groups[a.group].id.value()));
-                    params.push_back(bid.name);
-                    params.push_back(format_cents(bid.price));
-                    params.push_back(ms_param(results[a.group].bids[a.bid].entry.ends_at));
-                }
-                sql += ") AS v(b, n, p, e)";
-                sql += " RETURNING " BIDDING_HISTORY_COLUMNS("") ", bid_id";
-                const auto rows = tx.exec_params(sql, pqxx::prepare::make_dynamic_params(params));
-                // The ids are drawn in VALUES order; each row is checked to be the bid it is
-                // paired with, so that a bid is never told another's seq.
-                std::vector<pqxx::row> sorted(rows.begin(), rows.end());
-                std::sort(sorted.begin(), sorted.end(),
-                          [](const pqxx::row& x, const pqxx::row& y) { return x[0].as<seq_t>() < y[0].as<seq_t>(); });
-                if (sorted.size() != accepted.size()) {
-                    throw std::runtime_error("the INSERT returned " + std::to_string(sorted.size()) + " rows for " +
-                                             std::to_string(accepted.size()) + " bids");
-                }
-                for (std::size_t k = 0; k < accepted.size(); ++k) {
-                    const auto& a = accepted[k];
-                    const auto& bid = groups[a.group].bids[a.bid];
-                    auto& out = results[a.group].bids[a.bid];
-                    auto entry = history_from(sorted[k]);
-                    if (sorted[k][history_column_count].as<auction_id>() != groups[a.group].id ||
-                        entry.bidder != bid.name || entry.price != bid.price || entry.ends_at != out.entry.ends_at) {
-                        throw std::runtime_error("the INSERT's rows came back in an unexpected order");
-                    }
-                    entry.min_increment = out.entry.min_increment;
-                    auto& p = prev.at(groups[a.group].id);
-                    out.prev_seq = p;
-                    p = entry.seq;
-                    out.entry = std::move(entry);
-                }
-                // The soft close: the new ends, in the same transaction as the bids that moved them.
-                for (const auto& [id, st] : states) {
-                    if (st.extended) {
-                        tx.exec_params0("UPDATE bids_bid SET ends_at = " BIDDING_FROM_MS("$2") " WHERE id = $1", id,
-                                        ms_param(st.terms.ends_at));
-                    }
-                }
-                wrote = true;
+            if (accepted.empty()) {
+                // Nothing to keep: ROLLBACK ends the block without the durable flush a COMMIT of
+                // the row locks' transaction would wait for.
+                tx.exec("ROLLBACK");
+                return 0;
             }
-            tx.commit();
+            write_started_ = true;
+            // Every accepted bid of every auction in one INSERT, stamped with the decision's time,
+            // each with the auction's end after it; the soft close's new ends in the same
+            // statement. Postgres parses and plans it anew each time, at a cost that grows with its
+            // text: the rows are bare literals (typed by the first), the times converted once.
+            std::string sql;
+            std::string moved;
+            for (const auto& [id, st] : states) {
+                if (st.extended) {
+                    moved += (moved.empty() ? "(" : ", (") + std::to_string(id.value()) + ", " +
+                             ms_param(st.terms.ends_at) + ")";
+                }
+            }
+            if (!moved.empty()) {
+                sql += "WITH moved AS (UPDATE bids_bid b SET ends_at = " BIDDING_FROM_MS("m.e") " FROM (VALUES " +
+                       moved + ") AS m(id, e) WHERE b.id = m.id) ";
+            }
+            sql += "INSERT INTO bids_bidhistory (bid_id, bidder_name, price, added_at, name, ends_at) "
+                   "SELECT v.b, v.n, v.p, ('epoch'::timestamptz + " +
+                   std::to_string(now.time_since_epoch().count()) +
+                   "::bigint * interval '1 millisecond'), '', " BIDDING_FROM_MS("v.e") " FROM (VALUES ";
+            for (std::size_t k = 0; k < accepted.size(); ++k) {
+                const auto& a = accepted[k];
+                const auto& bid = groups[a.group].bids[a.bid];
+                sql += k == 0 ? "(" : ", (";
+                sql += std::to_string(groups[a.group].id.value()) + (k == 0 ? "::bigint, " : ", ");
+                sql += tx.quote(bid.name) + (k == 0 ? "::text, " : ", ");
+                sql += tx.quote(format_cents(bid.price)) + (k == 0 ? "::numeric, " : ", ");
+                sql += ms_param(results[a.group].bids[a.bid].entry.ends_at) + (k == 0 ? "::bigint)" : ")");
+            }
+            sql += ") AS v(b, n, p, e) RETURNING " BIDDING_HISTORY_COLUMNS("") ", bid_id";
+            const auto inserted = tx.exec(sql);
+            // The ids are drawn in VALUES order; each row is checked to be the bid it is paired
+            // with, so that a bid is never told another's seq.
+            std::vector<pqxx::row> sorted(inserted.begin(), inserted.end());
+            std::sort(sorted.begin(), sorted.end(),
+                      [](const pqxx::row& x, const pqxx::row& y) { return x[0].as<seq_t>() < y[0].as<seq_t>(); });
+            if (sorted.size() != accepted.size()) {
+                throw std::runtime_error("the INSERT returned " + std::to_string(sorted.size()) + " rows for " +
+                                         std::to_string(accepted.size()) + " bids");
+            }
+            for (std::size_t k = 0; k < accepted.size(); ++k) {
+                const auto& a = accepted[k];
+                const auto& bid = groups[a.group].bids[a.bid];
+                auto& out = results[a.group].bids[a.bid];
+                auto entry = history_from(sorted[k]);
+                if (sorted[k][history_column_count].as<auction_id>() != groups[a.group].id ||
+                    entry.bidder != bid.name || entry.price != bid.price || entry.ends_at != out.entry.ends_at) {
+                    throw std::runtime_error("the INSERT's rows came back in an unexpected order");
+                }
+                entry.min_increment = out.entry.min_increment;
+                auto& p = prev.at(groups[a.group].id);
+                out.prev_seq = p;
+                p = entry.seq;
+                out.entry = std::move(entry);
+            }
+            wrote = true;
+            try {
+                tx.exec("COMMIT");
+            } catch (const pqxx::sql_error& e) {
+                if (e.sqlstate().empty()) {
+                    // Not an answer from the server: the COMMIT may have been carried out.
+                    throw pqxx::in_doubt_error(e.what());
+                }
+                throw;  // the server refused it: nothing was kept
+            } catch (const pqxx::broken_connection& e) {
+                throw pqxx::in_doubt_error(e.what());
+            }
             return 0;
         });
         return results;
