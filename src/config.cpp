@@ -444,6 +444,7 @@ config load_config(const env_map& env) {
 
     c.max_connections = integer_var(env, "MAX_CONNECTIONS", c.max_connections, 0, 10'000'000);
     c.max_connections_per_ip = integer_var(env, "MAX_CONNECTIONS_PER_IP", c.max_connections_per_ip, 0, 10'000'000);
+    c.max_opening_connections = integer_var(env, "MAX_OPENING_CONNECTIONS", c.max_opening_connections, 1, 1'000'000);
     if (const auto v = lookup(env, "TRUSTED_PROXIES")) {
         std::string bad;
         auto parsed = trusted_proxies::parse(*v, &bad);
@@ -479,7 +480,7 @@ const std::vector<std::string_view>& config_variables() {
         "DRAIN_TIMEOUT", "DB_POOL_SIZE",       "THREADS",         "AUTH_REQUIRED", "BID_RATE_LIMIT", "BID_BURST",
         "MAX_SEND_QUEUE_BYTES", "SEND_TIMEOUT", "BID_TIMEOUT", "DB_TIMEOUT", "DB_LOCK_TIMEOUT",
         "MAX_PENDING_BIDS_PER_AUCTION", "MAX_PENDING_BIDS", "DB_QUEUE_LIMIT", "REDIS_TIMEOUT", "REDIS_CHANNEL_PREFIX",
-        "REDIS_PASSWORD", "FANOUT_MAX_LAG", "MAX_CONNECTIONS", "MAX_CONNECTIONS_PER_IP", "TRUSTED_PROXIES",
+        "REDIS_PASSWORD", "FANOUT_MAX_LAG", "MAX_CONNECTIONS", "MAX_CONNECTIONS_PER_IP", "MAX_OPENING_CONNECTIONS", "TRUSTED_PROXIES",
         "HTTP_HEADER_TIMEOUT", "WS_HANDSHAKE_TIMEOUT", "CLOSE_CHECK_INTERVAL",
     };
     return names;

@@ -152,6 +152,11 @@ http_reply refusal_reply(unsigned status, std::size_t limit) {
     }
 }
 
+http_reply opening_refusal_reply() {
+    return {503, error_body("busy", "too many connections are being opened at once; try again in a moment"),
+            "application/json", {{"Retry-After", "1"}}};
+}
+
 std::optional<http_reply> route_page(std::string_view method, std::string_view target) {
     const auto path = path_of(target);
     std::string_view file;

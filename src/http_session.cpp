@@ -8,6 +8,7 @@
 #include <bidding/websocket_session.hpp>
 #include <bidding/ws_frames.hpp>
 
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
@@ -202,6 +203,32 @@ void http_session::upgrade(http::request<http::string_body>&& req) {
     std::string early_bytes(static_cast<const char*>(early.data()), early.size());
     buffer_.consume(buffer_.size());
     stream_.expires_never();
+    pending_ = pending_upgrade{decision.id,          decision.since,         std::move(identity),
+                               std::move(*accept),   std::move(early_bytes), std::move(admission.place)};
+    // Now when fewer than MAX_OPENING_CONNECTIONS are being set up, else in its turn.
+    ctx_->openings->enter([self = shared_from_this()](opening_gate::ticket place, opening_gate::clock::duration waited) {
+        net::dispatch(self->stream_.get_executor(), [self, place = std::move(place), waited]() mutable {
+            self->open_websocket(std::move(place), waited);
+        });
+    });
+}
+
+void http_session::open_websocket(opening_gate::ticket place, opening_gate::clock::duration waited) {
+    auto up = std::move(*pending_);
+    pending_.reset();
+    // Its place came too late for a client that has waited this long: a fast answer instead (the
+    // places free as the database answers the snapshot reads, at worst after DB_TIMEOUT).
+    if (waited > ctx_->cfg.ws_handshake_timeout) {
+        ctx_->stats.refused(refusal::opening_timeout);
+        const auto r = opening_refusal_reply();
+        reply(r.status, r.body, false, r.content_type, r.headers);
+        return;
+    }
+    if (ctx_->draining) {
+        reply(503, R"({"error":"draining","message":"server is shutting down"})", false, "application/json");
+        return;
+    }
+    beast::error_code ec;
     // The connection moves to the sessions' io_context, with a strand of its own there.
     auto front = stream_.release_socket();
     net::ip::tcp::socket moved(net::make_strand(sessions_));
@@ -215,8 +242,9 @@ void http_session::upgrade(http::request<http::string_body>&& req) {
         ::close(native);
         return;
     }
-    std::make_shared<websocket_session>(std::move(moved), ctx_, decision.id, decision.since, std::move(identity),
-                                        std::move(*accept), std::move(early_bytes), std::move(admission.place))
+    std::make_shared<websocket_session>(std::move(moved), ctx_, up.id, up.since, std::move(up.identity),
+                                        std::move(up.accept_key), std::move(up.early_bytes), std::move(up.place),
+                                        std::move(place))
         ->run();
 }
 

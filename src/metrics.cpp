@@ -19,7 +19,9 @@ void sample(std::string& out, std::string_view name, std::string_view type, std:
     out += fmt::format("{} {}\n", name, value);
 }
 
-constexpr bool is_connection_limit(refusal r) { return r == refusal::max_connections || r == refusal::max_connections_per_ip; }
+constexpr bool is_connection_limit(refusal r) {
+    return r == refusal::max_connections || r == refusal::max_connections_per_ip || r == refusal::opening_timeout;
+}
 constexpr bool is_ws_close(refusal r) {
     return r == refusal::ws_protocol_error || r == refusal::ws_invalid_utf8 || r == refusal::ws_message_too_big;
 }
@@ -39,6 +41,7 @@ std::string_view to_string(refusal r) {
     case refusal::ws_protocol_error: return "protocol_error";
     case refusal::ws_invalid_utf8: return "invalid_utf8";
     case refusal::ws_message_too_big: return "message_too_big";
+    case refusal::opening_timeout: return "opening_timeout";
     }
     return "unknown";
 }
@@ -92,9 +95,15 @@ std::string metrics::render(const metrics_extra& extra) const {
         out += fmt::format("bidding_auction_connections{{bid_id=\"{}\"}} {}\n", id, n);
     }
     header(out, "bidding_connection_limit", "gauge",
-           "The WebSocket connection limits in force (MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP; 0: none).");
+           "The WebSocket connection limits in force (MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP, MAX_OPENING_CONNECTIONS; 0: none).");
     out += fmt::format("bidding_connection_limit{{scope=\"pod\"}} {}\n", extra.max_connections);
     out += fmt::format("bidding_connection_limit{{scope=\"client_address\"}} {}\n", extra.max_connections_per_ip);
+    out += fmt::format("bidding_connection_limit{{scope=\"opening\"}} {}\n", extra.max_opening);
+    sample(out, "bidding_connections_opening", "gauge",
+           "WebSocket connections being set up now: from the 101 to the initial_state (MAX_OPENING_CONNECTIONS).",
+           extra.opening);
+    sample(out, "bidding_connections_waiting_to_open", "gauge",
+           "WebSocket upgrades waiting for a place among the connections being set up.", extra.waiting_to_open);
     const auto refusals_with = [&](std::string_view name, std::string_view help, std::string_view label, auto pick) {
         header(out, name, "counter", help);
         for (std::size_t i = 0; i < refusals_.size(); ++i) {

@@ -10,6 +10,7 @@
 #include <bidding/protocol.hpp>
 #include <bidding/redis_bus.hpp>
 #include <bidding/connection_limits.hpp>
+#include <bidding/opening_gate.hpp>
 #include <bidding/server.hpp>
 #include <bidding/session_registry.hpp>
 
@@ -148,6 +149,9 @@ std::function<metrics_extra(bool)> observer(session_registry& registry, close_li
         extra.watchdog_cuts = db.watchdog().cuts();
         extra.max_connections = ctx.limits->max_total();
         extra.max_connections_per_ip = ctx.limits->max_per_client();
+        extra.opening = ctx.openings->opening();
+        extra.waiting_to_open = ctx.openings->waiting();
+        extra.max_opening = ctx.openings->slots();
         return extra;
     };
 }
@@ -236,6 +240,7 @@ int run_server(const config& cfg) {
         };
     }
     ctx->limits = std::make_shared<connection_limits>(connection_limit_of(cfg, open_files), cfg.max_connections_per_ip);
+    ctx->openings = std::make_shared<opening_gate>(cfg.max_opening_connections);
     ctx->observe = observer(registry, closes, bus.get(), db, *ctx);
     // Timed auctions end here (or on any other pod: one close each); the NOTIFY committed with the
     // close reaches every pod's close listener, and Redis carries it too, as for the API's closes.

@@ -39,7 +39,8 @@ thread_local std::array<char, read_chunk> read_buffer;
 
 websocket_session::websocket_session(net::ip::tcp::socket&& socket, std::shared_ptr<server_context> ctx,
                                      auction_id id, std::optional<seq_t> since, ws_identity identity,
-                                     std::string accept_key, std::string early_bytes, connection_limits::lease place)
+                                     std::string accept_key, std::string early_bytes, connection_limits::lease place,
+                                     opening_gate::ticket opening)
     : socket_(std::move(socket)),
       ctx_(std::move(ctx)),
       auction_(id),
@@ -51,6 +52,7 @@ websocket_session::websocket_session(net::ip::tcp::socket&& socket, std::shared_
       early_(std::move(early_bytes)),
       admission_(ctx_->cfg.bid_rate_limit, ctx_->cfg.bid_burst),
       place_(std::move(place)),
+      opening_(std::move(opening)),
       peer_(peer_of(socket_)),
       heartbeat_timer_(socket_.get_executor()),
       send_timer_(socket_.get_executor()),
@@ -85,6 +87,7 @@ void websocket_session::on_accept(error_code_t ec) {
     response_ = std::string();
     if (ec || phase_ != phase::handshake) {
         spdlog::debug("websocket handshake failed: {} {}", peer_, ec.message());
+        opening_.release();
         finish();
         return;
     }
@@ -93,12 +96,14 @@ void websocket_session::on_accept(error_code_t ec) {
     ctx_->stats.connection_opened();
     counted_ = true;
     if (ctx_->draining) {
+        opening_.release();
         phase_ = phase::live;  // so that close() proceeds
         close(1012, "server shutdown");
         return;
     }
     if (identity_.refused) {
         spdlog::debug("unauthorized: {} auction {}", peer_, auction_);
+        opening_.release();
         phase_ = phase::live;
         close(4001, "unauthorized");
         return;
@@ -122,6 +127,9 @@ void websocket_session::on_snapshot(history_reader::snapshot_result result) {
         return;
     }
     phase_ = phase::live;
+    // Set up once this handler is done (initial_state queued, or the close): the next opening
+    // connection may start, from this thread.
+    const auto set_up = std::move(opening_);
     if (result.unavailable) {
         close(1013, "try again later");
         return;
@@ -485,6 +493,7 @@ void websocket_session::finish() {
         return;
     }
     phase_ = phase::closed;
+    opening_.release();
     queue_.drop_waiting();
     heartbeat_timer_.cancel();
     send_timer_.cancel();

@@ -75,6 +75,7 @@ struct config {
     // Hostile clients (docs/security.md).
     std::size_t max_connections{0};           // WebSocket connections of this pod; 0: the open-files limit - 256
     std::size_t max_connections_per_ip{100};  // per client address (an IPv6 /64); 0: no limit
+    std::size_t max_opening_connections{256};  // WebSocket connections set up at once (opening_gate)
     trusted_proxies trusted;                  // TRUSTED_PROXIES: whose X-Forwarded-For is believed
     std::chrono::milliseconds http_header_timeout{10'000};  // a request's headers complete within this
     std::chrono::milliseconds ws_handshake_timeout{10'000};  // the 101 answer taken by the client within this

@@ -61,6 +61,9 @@ unsigned oversized_head_status(std::string_view head_bytes);
 // waiting helps.
 struct http_reply;
 http_reply refusal_reply(unsigned status, std::size_t limit = 0);
+// 503 `busy` to an upgrade that waited longer than WS_HANDSHAKE_TIMEOUT for a place among the
+// connections being set up (MAX_OPENING_CONNECTIONS).
+http_reply opening_refusal_reply();
 
 // The JSON body of a refused upgrade (400, 403 or 404).
 std::string upgrade_refusal_body(unsigned status);

@@ -1,6 +1,9 @@
 #pragma once
 // One HTTP connection before (or instead of) a WebSocket upgrade: reads requests, answers the
 // plain HTTP routes, and hands a valid upgrade over to a websocket_session.
+#include <bidding/connection_limits.hpp>
+#include <bidding/http_routes.hpp>
+#include <bidding/opening_gate.hpp>
 #include <bidding/server_context.hpp>
 
 #include <boost/asio/io_context.hpp>
@@ -33,6 +36,8 @@ private:
     void on_read(boost::beast::error_code ec, std::size_t bytes);
     void refuse(refusal why, unsigned status);
     void upgrade(boost::beast::http::request<boost::beast::http::string_body>&& req);
+    // Its turn among the connections being set up (MAX_OPENING_CONNECTIONS) has come.
+    void open_websocket(opening_gate::ticket place, opening_gate::clock::duration waited);
     void reply(unsigned status, std::string body, bool keep_alive, std::string_view content_type,
                const std::vector<std::pair<std::string, std::string>>& headers = {});
     void handle_api(boost::beast::http::request<boost::beast::http::string_body>&& req);
@@ -44,6 +49,16 @@ private:
     std::shared_ptr<server_context> ctx_;
     boost::asio::io_context& sessions_;
     std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
+    // A checked upgrade while it waits for its opening place.
+    struct pending_upgrade {
+        auction_id id;
+        std::optional<seq_t> since;
+        ws_identity identity;
+        std::string accept_key;
+        std::string early_bytes;
+        connection_limits::lease place;
+    };
+    std::optional<pending_upgrade> pending_;
 };
 
 }  // namespace bidding

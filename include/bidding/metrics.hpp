@@ -37,6 +37,9 @@ struct metrics_extra {
     bool postgres_up{false};
     std::size_t max_connections{0};         // the limits in force (0: none)
     std::size_t max_connections_per_ip{0};
+    std::size_t opening{0};          // connections being set up now (MAX_OPENING_CONNECTIONS)
+    std::size_t waiting_to_open{0};  // upgrades waiting for an opening place
+    std::size_t max_opening{0};
     bool redis_configured{false};
     bool redis_connected{false};
     std::uint64_t redis_reconnects{0};
@@ -58,8 +61,9 @@ enum class refusal {
     ws_protocol_error,       // closed 1002: broken framing (RFC 6455)
     ws_invalid_utf8,         // closed 1007: a text message or close reason that is not UTF-8
     ws_message_too_big,      // closed 1009: a message beyond MAX_MESSAGE_BYTES
+    opening_timeout,         // upgrade answered 503: it waited longer than WS_HANDSHAKE_TIMEOUT for an opening place
 };
-inline constexpr std::size_t refusal_count = 11;
+inline constexpr std::size_t refusal_count = 12;
 std::string_view to_string(refusal r);
 
 class metrics {

@@ -15,6 +15,7 @@ class bid_service;
 class db_pool;
 class history_reader;
 class connection_limits;
+class opening_gate;
 
 struct server_context {
     const config& cfg;
@@ -31,6 +32,7 @@ struct server_context {
     std::function<void(auction_id, const std::string&)> publish_close;
     // MAX_CONNECTIONS and MAX_CONNECTIONS_PER_IP: each websocket_session holds a lease.
     std::shared_ptr<connection_limits> limits{};
+    std::shared_ptr<opening_gate> openings{};
     std::atomic<bool> draining{false};
     // server_time for the clients' countdowns (the auction closer keeps it in step with Postgres).
     server_clock clock{};

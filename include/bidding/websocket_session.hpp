@@ -18,6 +18,7 @@
 #include <bidding/auction_store.hpp>
 #include <bidding/bid_admission.hpp>
 #include <bidding/connection_limits.hpp>
+#include <bidding/opening_gate.hpp>
 #include <bidding/server_context.hpp>
 #include <bidding/session_feed.hpp>
 #include <bidding/ws_frames.hpp>
@@ -46,7 +47,7 @@ public:
     // having seen up to that seq (?since=SEQ).
     websocket_session(boost::asio::ip::tcp::socket&& socket, std::shared_ptr<server_context> ctx, auction_id id,
                       std::optional<seq_t> since, ws_identity identity, std::string accept_key,
-                      std::string early_bytes, connection_limits::lease place);
+                      std::string early_bytes, connection_limits::lease place, opening_gate::ticket opening);
     ~websocket_session() override;
 
     // Writes the 101 answer, then serves the client.
@@ -110,6 +111,7 @@ private:
     std::string early_;     // what the client sent right after its upgrade request
     bid_admission admission_;
     connection_limits::lease place_;  // this connection's place under MAX_CONNECTIONS(_PER_IP)
+    opening_gate::ticket opening_;    // its place under MAX_OPENING_CONNECTIONS, until initial_state
     std::string peer_;
     boost::asio::steady_timer heartbeat_timer_;  // pings and the idle deadline
     boost::asio::steady_timer send_timer_;       // a write or a close making no progress

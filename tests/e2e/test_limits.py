@@ -3,6 +3,8 @@
 - MAX_CONNECTIONS: the upgrade past it gets 503 {"error":"server_full"} with Retry-After, before
   any database work (it answers while Postgres is frozen), and the place comes back when a
   connection ends;
+- MAX_OPENING_CONNECTIONS: upgrades are set up that many at a time; the others wait, unanswered,
+  for their place, and one that waited longer than WS_HANDSHAKE_TIMEOUT gets 503 {"error":"busy"};
 - MAX_CONNECTIONS_PER_IP: 429 {"error":"too_many_connections"} for the next upgrade from the same
   client address; another address is not affected; X-Forwarded-For counts only from a peer in
   TRUSTED_PROXIES, and then only its right-most untrusted entry;
@@ -19,6 +21,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import threading
 import time
 
 import pytest
@@ -127,6 +130,130 @@ def test_max_connections_answers_503_before_any_database_work(workdir, dedicated
         clients.append(open_ws(server, lot["id"]))
         for c in clients:
             c.close()
+    finally:
+        server.stop()
+
+
+def connect_in_background(server: harness.Server, bid_id: int) -> tuple[threading.Thread, dict]:
+    """An upgrade whose answer may take a while: sent from a thread of its own; the result dict
+    gets the client, its status and when the answer came (or the error)."""
+    out: dict = {}
+
+    def run() -> None:
+        client = RawWsClient("127.0.0.1", server.port, f"/ws/bid/{bid_id}", timeout=30)
+        out["client"] = client
+        try:
+            out["status"] = client.connect()
+        except OSError as error:
+            out["error"] = repr(error)
+        out["answered"] = time.monotonic()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, out
+
+
+def served_again(server: harness.Server, bid_id: int, within: float = 15.0) -> None:
+    """A new connection gets its 101 and initial_state again (after a thawed Postgres, the pod may
+    answer 1013 for a moment longer)."""
+    deadline = time.monotonic() + within
+    while True:
+        client = RawWsClient("127.0.0.1", server.port, f"/ws/bid/{bid_id}")
+        try:
+            assert client.connect() == 101
+            frame = client.recv_frame()
+            if frame.opcode == 1 and frame.json()["type"] == "initial_state":
+                return
+            assert (frame.opcode, frame.close_code) == (8, 1013), (frame.opcode, frame.payload)
+        finally:
+            client.close()
+        assert time.monotonic() < deadline, "new connections still refused 1013"
+        time.sleep(0.2)
+
+
+def opening_gauges(server: harness.Server) -> tuple[float, float]:
+    text = harness.metrics_text(server)
+    return (harness.metric_value(text, "bidding_connections_opening"),
+            harness.metric_value(text, "bidding_connections_waiting_to_open"))
+
+
+def test_upgrades_are_set_up_max_opening_connections_at_a_time(workdir, dedicated_postgres):
+    """MAX_OPENING_CONNECTIONS=1 and a frozen Postgres: the first connection gets its 101 and waits
+    for its snapshot (until DB_TIMEOUT, then 1013); the second upgrade waits, unanswered, for its
+    place, and is set up once the first one is: its 101 comes after the first one's close."""
+    db = harness.migrate_and_seed(dedicated_postgres.create_database())
+    lot = harness.create_auction(db, "One At A Time Lot")
+    server = harness.start_server(db.url, workdir / "opening", env={"MAX_OPENING_CONNECTIONS": "1", "DB_TIMEOUT": "1",
+                                                                         "DB_LOCK_TIMEOUT": "0.5"})
+    try:
+        assert harness.metric_value(harness.metrics_text(server), "bidding_connection_limit", 'scope="opening"') == 1
+        faults.freeze_postgres(dedicated_postgres)
+        thawed = False
+        try:
+            first = RawWsClient("127.0.0.1", server.port, f"/ws/bid/{lot['id']}", timeout=10)
+            assert first.connect() == 101, "the 101 is written before any database work"
+            thread, second = connect_in_background(server, lot["id"])
+            harness.wait_until(lambda: opening_gauges(server) == (1, 1), 5,
+                               "one connection being set up and one waiting for its place", interval=0.05)
+            assert "status" not in second, f"the second upgrade must wait for its place: {second}"
+            close = first.recv_frame(timeout=10)
+            first_closed = time.monotonic()
+            assert (close.opcode, close.close_code) == (8, 1013), (close.opcode, close.close_code, close.payload)
+            faults.thaw_postgres(dedicated_postgres)
+            thawed = True
+            thread.join(timeout=15)
+            assert second.get("status") == 101, f"the waiting upgrade is set up once the first one is: {second}"
+            assert second["answered"] >= first_closed - 0.05, "its 101 came only after the first one's set-up ended"
+            frame = second["client"].recv_frame(timeout=10)
+            # Its snapshot read: served, or 1013 while the pod still counts Postgres as down.
+            assert (frame.opcode, frame.close_code) == (8, 1013) or frame.json()["type"] == "initial_state", frame
+            first.close()
+            second["client"].close()
+        finally:
+            if not thawed:
+                faults.thaw_postgres(dedicated_postgres)
+        harness.wait_until(lambda: opening_gauges(server) == (0, 0), 10, "no connection left being set up")
+        served_again(server, lot["id"])
+    finally:
+        server.stop()
+
+
+def test_an_upgrade_that_waits_longer_than_ws_handshake_timeout_for_its_place_gets_503_busy(workdir,
+                                                                                         dedicated_postgres):
+    """MAX_OPENING_CONNECTIONS=1, WS_HANDSHAKE_TIMEOUT=1 and a frozen Postgres: the place frees at
+    DB_TIMEOUT (2 s, the first connection's 1013), too late for the second upgrade, which is then
+    answered 503 {"error":"busy"} with Retry-After: 1 at once, counted as opening_timeout."""
+    db = harness.migrate_and_seed(dedicated_postgres.create_database())
+    lot = harness.create_auction(db, "Too Long A Wait Lot")
+    server = harness.start_server(db.url, workdir / "opening-timeout",
+                                  env={"MAX_OPENING_CONNECTIONS": "1", "WS_HANDSHAKE_TIMEOUT": "1", "DB_TIMEOUT": "2"})
+    try:
+        faults.freeze_postgres(dedicated_postgres)
+        try:
+            first = RawWsClient("127.0.0.1", server.port, f"/ws/bid/{lot['id']}", timeout=10)
+            assert first.connect() == 101
+            asked = time.monotonic()
+            thread, second = connect_in_background(server, lot["id"])
+            close = first.recv_frame(timeout=10)
+            freed = time.monotonic()
+            assert close.close_code == 1013, close.payload
+            thread.join(timeout=10)
+        finally:
+            faults.thaw_postgres(dedicated_postgres)
+        client = second["client"]
+        assert second.get("status") == 503, second
+        assert second["answered"] - freed < 1.0, "answered as soon as a place freed"
+        assert second["answered"] - asked > 1.0, "it waited longer than WS_HANDSHAKE_TIMEOUT"
+        assert client.response_headers.get("retry-after") == "1", client.response_headers
+        length = int(client.response_headers["content-length"])
+        body = client.buffer + client.sock.recv(length)
+        assert json.loads(body[:length])["error"] == "busy", body
+        first.close()
+        client.close()
+        assert refusals(server, "bidding_connections_refused_total", "opening_timeout") == 1
+        # The place was given back: the next connection is set up as usual.
+        harness.wait_until(lambda: opening_gauges(server) == (0, 0), 10, "no connection left being set up")
+        served_again(server, lot["id"])
     finally:
         server.stop()
 

@@ -53,7 +53,7 @@ TEST(ConfigVariables, EveryDeclaredVariableIsAcceptedWithAValidValue) {
                            {"MAX_PENDING_BIDS", "100"}, {"DB_QUEUE_LIMIT", "50"}, {"REDIS_TIMEOUT", "1"},
                            {"REDIS_CHANNEL_PREFIX", "bids:prod:"}, {"REDIS_PASSWORD", "pw"},
                            {"FANOUT_MAX_LAG", "0.25"}, {"MAX_CONNECTIONS", "1000"},
-                           {"MAX_CONNECTIONS_PER_IP", "10"}, {"TRUSTED_PROXIES", "10.0.0.0/8, fd00::/8"},
+                           {"MAX_CONNECTIONS_PER_IP", "10"}, {"MAX_OPENING_CONNECTIONS", "64"}, {"TRUSTED_PROXIES", "10.0.0.0/8, fd00::/8"},
                            {"HTTP_HEADER_TIMEOUT", "5"}, {"WS_HANDSHAKE_TIMEOUT", "5"},
                            {"CLOSE_CHECK_INTERVAL", "0.1"}};
     EXPECT_NO_THROW(load_config(valid));
@@ -589,6 +589,9 @@ TEST(LoadConfig, ConnectionLimitsAndTrustedProxies) {
         }
     }
     EXPECT_THROW(load_config({{"MAX_CONNECTIONS_PER_IP", "-1"}}), config_error);
+    EXPECT_EQ(defaults.max_opening_connections, 256u);
+    EXPECT_EQ(load_config({{"MAX_OPENING_CONNECTIONS", "1"}}).max_opening_connections, 1u);
+    EXPECT_THROW(load_config({{"MAX_OPENING_CONNECTIONS", "0"}}), config_error) << "at least one connection is opened";
 }
 
 }  // namespace
