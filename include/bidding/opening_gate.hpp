@@ -25,9 +25,11 @@ public:
     public:
         ticket() = default;
         ticket(ticket&& other) noexcept : owner_(std::move(other.owner_)) {}
+        // The place held before is given back last: giving it back may start a waiter, whose
+        // start may move this ticket (in a container) before it returns.
         ticket& operator=(ticket&& other) noexcept {
             if (this != &other) {
-                release();
+                ticket before(std::move(*this));
                 owner_ = std::move(other.owner_);
             }
             return *this;
