@@ -19,7 +19,9 @@ Control protocol (TCP, one command per line, one reply line each, ``ok ...`` or 
                               keep every socket open (a network silently dropping packets)
     mode refuse               reset new connections at once; existing ones keep working
     cut                       reset (RST) both sides of every current connection -> ok N
-    arm KIND [COUNT]          the next COUNT (default 1) COMMITs seen on any connection get KIND:
+    arm KIND [COUNT] [writes] the next COUNT (default 1) COMMITs seen on any connection get KIND
+                              (with "writes": only COMMITs of transactions that sent an INSERT,
+                              UPDATE or DELETE, so that a client's own reads are not the ones hit):
                                 cut_after_commit  forward the COMMIT, wait for the server's answer
                                                   (not forwarded), then reset both sides
                                 drop_commit       do not forward the COMMIT; reset both sides
@@ -41,6 +43,7 @@ import asyncio
 import collections
 import json
 import os
+import re
 import resource
 import signal
 import socket
@@ -62,6 +65,14 @@ READY_FOR_QUERY = b"Z\x00\x00\x00\x05"  # 'Z', length 5: what ends the server's 
 
 FAULT_KINDS = ("cut_after_commit", "drop_commit", "hold_commit")
 COMMIT = "commit"  # the action the parser attaches to a COMMIT message
+
+
+WRITE_WORDS = re.compile(rb"\b(insert|update|delete)\b", re.IGNORECASE)
+
+
+def is_rollback(body: bytes) -> bool:
+    text = body.rstrip(b"\x00").decode("latin-1").strip().rstrip(";").strip()
+    return text.upper() in ("ROLLBACK", "ABORT")
 
 
 def is_commit(body: bytes) -> bool:
@@ -90,6 +101,8 @@ class PgStream:
         self.skip = 0                 # bytes of the current (large) message still to pass through
         self.awaiting_reply = False   # an SSLRequest/GSSENCRequest waits for the server's 'N'/'S'
         self.commits = 0
+        self.wrote = False            # an INSERT/UPDATE/DELETE since the last COMMIT or ROLLBACK
+        self.commit_wrote: collections.deque[bool] = collections.deque()  # per COMMIT emitted, in order
 
     def server_bytes(self, data: bytes) -> None:
         """Sees the server->client bytes: the one-byte answer to SSLRequest/GSSENCRequest decides
@@ -145,11 +158,17 @@ class PgStream:
                     pos = n
                     break
                 total = 1 + length
+                if kind in (0x51, 0x50) and WRITE_WORDS.search(data[pos + 5:min(n, pos + total, pos + 5 + 256)]):
+                    self.wrote = True  # a 'Q' or a 'P' (Parse) whose statement writes
                 if kind == 0x51 and total <= MAX_COMMIT_QUERY + 5:  # 'Q'
                     if n - pos < total:
                         break  # hold the incomplete small query back
+                    if is_rollback(data[pos + 5:pos + total]):
+                        self.wrote = False
                     if is_commit(data[pos + 5:pos + total]):
                         self.commits += 1
+                        self.commit_wrote.append(self.wrote)
+                        self.wrote = False
                         if emit_from < pos:
                             out.append((data[emit_from:pos], None))
                         out.append((data[pos:pos + total], COMMIT))
@@ -271,7 +290,8 @@ class Connection:
                         proxy.bytes_dropped += len(segment)
                         continue
                     if action == COMMIT:
-                        action = proxy.take_fault()
+                        wrote = self.pg.commit_wrote.popleft() if self.pg.commit_wrote else False
+                        action = proxy.take_fault(wrote)
                     await queue.put((deliver_at, segment, action))
         except (OSError, EOFError):
             failed = True
@@ -396,6 +416,7 @@ class Proxy:
         self.conns: set[Connection] = set()
         self.held: set[Connection] = set()
         self.armed: collections.deque[str] = collections.deque()
+        self.armed_writes_only = False
         self.stopping = asyncio.Event()
         self.connections_total = 0
         self.connections_refused = 0
@@ -409,8 +430,10 @@ class Proxy:
         self.conns.discard(conn)
         self.held.discard(conn)
 
-    def take_fault(self) -> Optional[str]:
-        return self.armed.popleft() if self.armed else None
+    def take_fault(self, wrote: bool) -> Optional[str]:
+        if not self.armed or (self.armed_writes_only and not wrote):
+            return None
+        return self.armed.popleft()
 
     async def on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections_total += 1
@@ -488,13 +511,15 @@ class Proxy:
         if cmd == "cut":
             return f"ok {self.cut()}"
         if cmd == "arm":
-            if not 1 <= len(args) <= 2 or args[0] not in FAULT_KINDS:
-                raise ValueError(f"usage: arm {'|'.join(FAULT_KINDS)} [COUNT]")
-            count = int(args[1]) if len(args) == 2 else 1
+            writes_only = len(args) == 3 and args[2] == "writes"
+            if not 1 <= len(args) <= 3 or args[0] not in FAULT_KINDS or (len(args) == 3 and not writes_only):
+                raise ValueError(f"usage: arm {'|'.join(FAULT_KINDS)} [COUNT] [writes]")
+            count = int(args[1]) if len(args) >= 2 else 1
             if count < 1:
                 raise ValueError(f"bad count {count}")
             self.armed.extend([args[0]] * count)
-            return f"ok armed {args[0]} {count}"
+            self.armed_writes_only = writes_only
+            return f"ok armed {args[0]} {count}" + (" writes" if writes_only else "")
         if cmd == "disarm":
             pending = len(self.armed)
             self.armed.clear()

@@ -251,9 +251,10 @@ class FaultProxy:
         """Resets both sides of every current connection; how many there were."""
         return int(self._call("cut"))
 
-    def arm(self, kind: str, count: int = 1) -> None:
-        """The next `count` COMMITs through the proxy get `kind` (see FAULT_KINDS)."""
-        self._call(f"arm {kind} {int(count)}")
+    def arm(self, kind: str, count: int = 1, *, writes_only: bool = False) -> None:
+        """The next `count` COMMITs through the proxy get `kind` (see FAULT_KINDS); with
+        `writes_only`, only COMMITs of transactions that wrote (never a read's of the pod's own)."""
+        self._call(f"arm {kind} {int(count)}" + (" writes" if writes_only else ""))
 
     def disarm(self) -> int:
         """Cancels the armed faults; how many were still pending."""

@@ -348,6 +348,20 @@ def test_parser_finds_commit_across_chunk_boundaries(chunk: int) -> None:
     assert b"".join(segment for segment, _ in out) == stream
     assert [segment for segment, action in out if action == COMMIT] == [commit]
     assert parser.commits == 1 and parser.state == "typed"
+    if chunk >= 64:  # the INSERT's first bytes arrive with its header
+        assert list(parser.commit_wrote) == [True], "the COMMIT ends a transaction that wrote"
+
+
+def test_parser_tells_a_read_only_transactions_commit_from_a_writing_ones() -> None:
+    parser = PgStream()
+    params = b"user\x00bidding\x00\x00"
+    parser.feed((len(params) + 8).to_bytes(4, "big") + (196608).to_bytes(4, "big") + params)
+    stream = (_typed(b"Q", b"BEGIN\x00") + _typed(b"Q", b"SELECT id FROM t\x00") + _typed(b"Q", b"COMMIT\x00")
+              + _typed(b"Q", b"BEGIN; SELECT 1 FROM t FOR UPDATE\x00") + _typed(b"Q", b"ROLLBACK\x00")
+              + _typed(b"Q", b"WITH m AS (UPDATE t SET v = 1) INSERT INTO h VALUES (1)\x00")
+              + _typed(b"Q", b"COMMIT\x00"))
+    parser.feed(stream)
+    assert list(parser.commit_wrote) == [False, True]
 
 
 def test_parser_leaves_other_protocols_and_tls_alone() -> None:

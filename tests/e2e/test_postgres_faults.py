@@ -205,7 +205,7 @@ def test_a_pod_frozen_while_holding_the_row_lock_blocks_the_others_no_longer_tha
             # held must be the bid's: when it is a read's of pod A's own (a gap check after its
             # subscription), that one is let go and the bid tried again.
             for attempt in range(5):
-                proxy.arm("hold_commit")
+                proxy.arm("hold_commit", writes_only=True)
                 held = harness.BidRecord("bidder-a", "bidder-a", ticker.next(), f"held-{attempt}", time.monotonic())
                 await a.send_bid("bidder-a", held.price, held.ref)
                 await asyncio.to_thread(proxy.wait_stats,
@@ -305,10 +305,10 @@ def test_a_connection_cut_right_after_commit_is_learned_from_the_server(dedicate
             observer = WsClient("observer", pod.ws_url(lot["id"]))
             await open_clients([bidder, observer])
             assert (await bids_while(bidder, ticker, 1, "warm"))[0].accepted
-            proxy.arm("cut_after_commit")
+            proxy.arm("cut_after_commit", writes_only=True)
             committed = (await bids_while(bidder, ticker, 1, "cut-after"))[0]
             assert proxy.stats()["faults_fired"].get("cut_after_commit") == 1, "the fault must have fired"
-            proxy.arm("drop_commit")
+            proxy.arm("drop_commit", writes_only=True)
             dropped = (await bids_while(bidder, ticker, 1, "dropped"))[0]
             assert proxy.stats()["faults_fired"].get("drop_commit") == 1
             last = (await bids_while(bidder, ticker, 1, "last"))[0]
@@ -348,7 +348,7 @@ def test_an_outcome_still_unknown_is_in_doubt_and_published_once_known(dedicated
             await open_clients([bidder, observer])
             assert (await bids_while(bidder, ticker, 1, "warm"))[0].accepted
             proxy.refuse()  # existing connections keep working, new ones are reset
-            proxy.arm("cut_after_commit")
+            proxy.arm("cut_after_commit", writes_only=True)
             doubtful = (await bids_while(bidder, ticker, 1, "doubtful", timeout=10))[0]
             proxy.passthrough()
             healed = time.monotonic()

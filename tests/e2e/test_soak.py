@@ -226,7 +226,7 @@ def test_soak_under_continuous_faults(dedicated_postgres, dedicated_redis, start
                         with faults.frozen(redis):
                             await asyncio.sleep(2)
                     elif kind == "cut_commit":
-                        proxy.arm("cut_after_commit")
+                        proxy.arm("cut_after_commit", writes_only=True)
                     # a burst beyond capacity after every other fault
                     if n % 2 == 0:
                         lot = lots[n % len(lots)]
