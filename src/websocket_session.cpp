@@ -87,7 +87,6 @@ void websocket_session::on_accept(error_code_t ec) {
     response_ = std::string();
     if (ec || phase_ != phase::handshake) {
         spdlog::debug("websocket handshake failed: {} {}", peer_, ec.message());
-        opening_.release();
         finish();
         return;
     }

@@ -111,38 +111,13 @@ TEST(OpeningGate, ManyThreadsNeverHoldMoreThanItsPlaces) {
         std::lock_guard lock(handed_mutex);
         handed.push_back(std::move(t));
     };
-    constexpr int per_thread = 500;
-    std::vector<std::thread> threads;
-    for (int k = 0; k < 4; ++k) {
-        threads.emplace_back([&] {
-            for (int i = 0; i < per_thread; ++i) {
-                gate->enter(start);
-                opening_gate::ticket mine;
-                {
-                    std::lock_guard lock(handed_mutex);
-                    if (!handed.empty()) {
-                        mine = std::move(handed.back());
-                        handed.pop_back();
-                    }
-                }
-                if (mine) {
-                    --inside;
-                    ++done;
-                    mine.release();  // may start a waiter on this thread
-                }
-            }
-        });
-    }
-    for (auto& t : threads) {
-        t.join();
-    }
-    // What is still handed out or waiting: finish it.
-    for (;;) {
+    // A "session" finishes one handed-out set-up, if any: its release may start a waiter on this thread.
+    const auto finish_one = [&] {
         opening_gate::ticket mine;
         {
             std::lock_guard lock(handed_mutex);
             if (handed.empty()) {
-                break;
+                return false;
             }
             mine = std::move(handed.back());
             handed.pop_back();
@@ -150,6 +125,23 @@ TEST(OpeningGate, ManyThreadsNeverHoldMoreThanItsPlaces) {
         --inside;
         ++done;
         mine.release();
+        return true;
+    };
+    constexpr int per_thread = 500;
+    std::vector<std::thread> threads;
+    for (int k = 0; k < 4; ++k) {
+        threads.emplace_back([&] {
+            for (int i = 0; i < per_thread; ++i) {
+                gate->enter(start);
+                finish_one();
+            }
+        });
+    }
+    for (auto& t : threads) {
+        t.join();
+    }
+    // What is still handed out or waiting: finish it.
+    while (finish_one()) {
     }
     EXPECT_EQ(done.load(), 4 * per_thread) << "every connection got a place, once";
     EXPECT_LE(most.load(), static_cast<int>(places));
